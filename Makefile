@@ -1,0 +1,40 @@
+# Two commands do everything on a fresh Debian/Ubuntu machine:
+#   make demo   build the demo corpus, train, evaluate, compare (see README)
+#   make test   install what the tests need, then run them
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Debian packages: espeak-ng speaks test and demo sentences; the rest is pip-installed.
+APT_PACKAGES := espeak-ng
+
+.PHONY: test lint system-deps install demo bench clean
+
+$(BIN)/deepfake-audio: pyproject.toml requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt -e '.[dev,bench]'
+	touch $@
+
+install: $(BIN)/deepfake-audio
+
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+test: install system-deps
+	$(BIN)/ruff check src tests bench *.py
+	$(BIN)/pytest -q
+
+lint: install
+	$(BIN)/ruff check src tests bench *.py
+	$(BIN)/ruff format --check src tests bench *.py
+
+bench: install
+	$(BIN)/python bench/bench_decode.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

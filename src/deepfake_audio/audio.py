@@ -1,0 +1,253 @@
+"""Decode any audio file to mono float32 at a chosen rate, and cut it into model windows.
+
+One decoder with one error: libsndfile (through ``soundfile``) is tried first because it is
+fast and exact for WAV/FLAC/OGG/MP3; FFmpeg (through ``av``) takes everything else (M4A, AAC,
+Opus in MP4/WebM, WMA, ...). A file that neither can use raises :class:`AudioDecodeError`,
+which names the file and every backend's reason. Library code raises; the CLI reports.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+#: Extensions (lower case) that discovery treats as audio. Matching is case-insensitive.
+AUDIO_EXTENSIONS = frozenset(
+    {
+        ".wav", ".wave", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".mp4",
+        ".aif", ".aiff", ".au", ".snd", ".caf", ".w64", ".wma", ".webm", ".mka", ".amr",
+    }
+)  # fmt: skip
+
+#: Below this peak amplitude (about -80 dBFS) a clip counts as silent and is not normalized.
+SILENCE_PEAK = 1e-4
+
+
+class AudioDecodeError(Exception):
+    """A file could not be turned into usable audio. ``path`` and ``reason`` say which and why."""
+
+    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+def is_audio_path(path: str | os.PathLike[str]) -> bool:
+    """True when the file's extension is one we decode (case-insensitive)."""
+    return Path(path).suffix.lower() in AUDIO_EXTENSIONS
+
+
+@dataclass(frozen=True)
+class DecodedAudio:
+    """Audio as stored in the file: ``samples`` is ``(channels, frames)`` float32."""
+
+    samples: np.ndarray
+    sample_rate: int
+
+    @property
+    def num_channels(self) -> int:
+        return int(self.samples.shape[0])
+
+    @property
+    def duration(self) -> float:
+        return self.samples.shape[1] / self.sample_rate
+
+    def mono(self) -> np.ndarray:
+        """Mean of the channels, ``(frames,)`` float32."""
+        if self.num_channels == 1:
+            return self.samples[0]
+        return self.samples.mean(axis=0, dtype=np.float32)
+
+
+def _check_wav_truncation(data: bytes) -> str | None:
+    """Return a reason when a RIFF/WAVE file's data chunk claims more bytes than it holds.
+
+    libsndfile silently reads what is there, so a half-copied WAV would otherwise pass as a
+    shorter clip.
+    """
+    if len(data) < 12 or data[:4] not in (b"RIFF", b"RIFX") or data[8:12] != b"WAVE":
+        return None
+    endian = "<" if data[:4] == b"RIFF" else ">"
+    pos = 12
+    while pos + 8 <= len(data):
+        chunk_id = data[pos : pos + 4]
+        (size,) = struct.unpack(endian + "I", data[pos + 4 : pos + 8])
+        if chunk_id == b"data":
+            available = len(data) - (pos + 8)
+            # 0xFFFFFFFF / 0 are used by streaming writers for "unknown length".
+            if size not in (0, 0xFFFFFFFF) and available < size:
+                return f"truncated WAV: data chunk declares {size} bytes, {available} remain"
+            return None
+        pos += 8 + size + (size & 1)
+    return None
+
+
+def _decode_soundfile(data: bytes) -> DecodedAudio:
+    samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    return DecodedAudio(np.ascontiguousarray(samples.T), int(rate))
+
+
+def _decode_ffmpeg(data: bytes) -> DecodedAudio:
+    import av  # imported lazily: most corpora never need it
+
+    with av.open(io.BytesIO(data), mode="r") as container:
+        if not container.streams.audio:
+            raise ValueError("no audio stream")
+        stream = container.streams.audio[0]
+        # Planar float keeps the channels apart: each frame -> (channels, n).
+        resampler = av.AudioResampler(format="fltp")
+        chunks: list[np.ndarray] = []
+        rate = stream.rate or 0
+        for frame in container.decode(stream):
+            rate = frame.sample_rate or rate
+            for out in resampler.resample(frame):
+                chunks.append(out.to_ndarray())
+        for out in resampler.resample(None):
+            chunks.append(out.to_ndarray())
+    if not chunks or not rate:
+        raise ValueError("no audio frames decoded")
+    return DecodedAudio(np.ascontiguousarray(np.concatenate(chunks, axis=1), np.float32), rate)
+
+
+def decode_bytes(data: bytes, path: str | os.PathLike[str] = "<bytes>") -> DecodedAudio:
+    """Decode the bytes of an audio file; ``path`` is used only in error messages."""
+    if not data:
+        raise AudioDecodeError(path, "file is empty (0 bytes)")
+    truncated = _check_wav_truncation(data)
+    if truncated:
+        raise AudioDecodeError(path, truncated)
+    reasons = []
+    decoded = None
+    for name, backend in (("soundfile", _decode_soundfile), ("ffmpeg", _decode_ffmpeg)):
+        try:
+            decoded = backend(data)
+            break
+        except Exception as exc:  # each backend has its own exception types
+            reasons.append(f"{name}: {str(exc).strip() or type(exc).__name__}")
+    if decoded is None:
+        raise AudioDecodeError(path, "not decodable audio (" + "; ".join(reasons) + ")")
+    if decoded.samples.size == 0:
+        raise AudioDecodeError(path, "no audio samples")
+    if not np.isfinite(decoded.samples).all():
+        raise AudioDecodeError(path, "contains NaN or infinite samples")
+    return decoded
+
+
+def read_bytes(path: str | os.PathLike[str]) -> bytes:
+    """Read a file whole, turning OS errors into :class:`AudioDecodeError`."""
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise AudioDecodeError(path, f"cannot read file ({exc.strerror or exc})") from exc
+
+
+def decode_file(path: str | os.PathLike[str]) -> DecodedAudio:
+    """Decode a file at its own rate and channel count."""
+    return decode_bytes(read_bytes(path), path)
+
+
+def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
+    """Resample a mono float32 signal with soxr (high quality); a no-op at equal rates."""
+    if from_rate == to_rate:
+        return samples
+    return soxr.resample(samples, from_rate, to_rate, quality="HQ").astype(np.float32, copy=False)
+
+
+def load_audio(path: str | os.PathLike[str], sample_rate: int | None = 16000) -> np.ndarray:
+    """Load any supported file as mono float32 at ``sample_rate`` (``None`` keeps the file's).
+
+    Raises :class:`AudioDecodeError` naming the file and the reason when it cannot be used.
+    """
+    decoded = decode_file(path)
+    mono = decoded.mono()
+    if sample_rate is None:
+        return mono
+    return resample(mono, decoded.sample_rate, sample_rate)
+
+
+def audio_content_hash(mono: np.ndarray, sample_rate: int) -> str:
+    """A hash of what the audio sounds like, independent of container and codec.
+
+    Samples are quantized to 16 bits before hashing, so a lossless re-encode (WAV -> FLAC,
+    float -> PCM_16 of the same samples) hashes the same while any real edit does not.
+    """
+    import hashlib
+
+    quantized = np.clip(np.round(mono * 32768.0), -32768, 32767).astype("<i2")
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(str(sample_rate).encode())
+    digest.update(quantized.tobytes())
+    return digest.hexdigest()
+
+
+def file_bytes_hash(data: bytes) -> str:
+    """A hash of the file's bytes (catches byte-for-byte copies)."""
+    import hashlib
+
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+#: Containers written through FFmpeg (libsndfile cannot write them), with codec and format.
+_FFMPEG_WRITERS = {
+    ".m4a": ("aac", "mp4"),
+    ".mp4": ("aac", "mp4"),
+    ".aac": ("aac", "adts"),
+    ".opus": ("libopus", "ogg"),
+    ".webm": ("libopus", "webm"),
+}
+
+
+def encode_ffmpeg(
+    samples: np.ndarray, sample_rate: int, suffix: str, bitrate: int | None = None
+) -> bytes:
+    """Encode mono float32 samples into ``suffix``'s container through FFmpeg; returns bytes.
+
+    Used for M4A/AAC/Opus output (the demo corpus, codec augmentation) and for MP3 at a
+    chosen bitrate.
+    """
+    import av
+
+    codec, container_format = _FFMPEG_WRITERS.get(suffix.lower(), ("libmp3lame", "mp3"))
+    if codec == "libopus" and sample_rate not in (8000, 12000, 16000, 24000, 48000):
+        samples, sample_rate = resample(samples, sample_rate, 48000), 48000
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format=container_format) as container:
+        stream = container.add_stream(codec, rate=sample_rate)
+        stream.layout = "mono"
+        if bitrate:
+            stream.bit_rate = bitrate
+        frame = av.AudioFrame.from_ndarray(
+            np.ascontiguousarray(samples, dtype=np.float32)[None, :], format="flt", layout="mono"
+        )
+        frame.sample_rate = sample_rate
+        for packet in stream.encode(frame):
+            container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return buffer.getvalue()
+
+
+def write_audio(
+    path: str | os.PathLike[str],
+    samples: np.ndarray,
+    sample_rate: int,
+    subtype: str | None = None,
+) -> Path:
+    """Write mono float32 audio; the format follows the extension (wav, flac, ogg, mp3, m4a...).
+
+    ``subtype`` picks a libsndfile sample format (e.g. ``PCM_24``, ``FLOAT``) for WAV/FLAC.
+    """
+    target = Path(path)
+    suffix = target.suffix.lower()
+    if suffix in _FFMPEG_WRITERS:
+        target.write_bytes(encode_ffmpeg(samples, sample_rate, suffix))
+    else:
+        sf.write(str(target), samples, sample_rate, subtype=subtype)
+    return target

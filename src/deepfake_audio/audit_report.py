@@ -1,0 +1,73 @@
+"""A readable summary of the report made by :func:`deepfake_audio.data.pipeline.prepare`."""
+
+from __future__ import annotations
+
+
+def _table(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+
+
+def _counts_table(before: dict, after: dict) -> list[str]:
+    rows = [["split", "dataset type", "fake", "real", "fake (balanced)", "real (balanced)"]]
+    for split, types in before.items():
+        for dataset_type, counts in types.items():
+            balanced = after.get(split, {}).get(dataset_type, {"fake": 0, "real": 0})
+            rows.append(
+                [
+                    split,
+                    dataset_type,
+                    str(counts["fake"]),
+                    str(counts["real"]),
+                    str(balanced["fake"]),
+                    str(balanced["real"]),
+                ]
+            )
+    return _table(rows)
+
+
+def format_report(report: dict, examples: int = 5) -> str:
+    """Counts per type/split/label, leaks by kind with examples, unreadable files, statistics."""
+    lines = [f"Dataset: {report['root']} (layout: {report['layout']})"]
+    lines.append(f"Files discovered: {report['discovered']}")
+    skipped = report["skipped_during_discovery"]
+    if skipped:
+        lines.append(f"Passed over during discovery: {len(skipped)}")
+        lines += [f"  {s['path']}: {s['reason']}" for s in skipped[:examples]]
+    unreadable = report["unreadable"]
+    lines.append(f"Unreadable files: {len(unreadable)}")
+    lines += [f"  {u['path']}: {u['reason']}" for u in unreadable[:examples]]
+    if len(unreadable) > examples:
+        lines.append(f"  ... and {len(unreadable) - examples} more (see the JSON report)")
+    if report["silent"]:
+        lines.append(f"Silent files (flagged, kept): {len(report['silent'])}")
+        lines += [f"  {p}" for p in report["silent"][:examples]]
+
+    sep = report["separation"]
+    lines.append(
+        f"Separation ({', '.join(sep['detectors'])}): {sep['leaks']} leak(s) between splits, "
+        f"{sep['duplicates']} duplicate group(s) inside a split, "
+        f"{sep['dropped_records']} record(s) dropped from the evaluation side"
+    )
+    for detector, counts in sep["by_detector"].items():
+        lines.append(f"  {detector}: {counts['leak']} leak(s), {counts['duplicate']} duplicate(s)")
+        shown = [f for f in sep["findings"] if f["detector"] == detector][:examples]
+        for finding in shown:
+            where = " / ".join(finding["splits"])
+            lines.append(f"    {finding['kind']} [{where}]: " + "  <->  ".join(finding["paths"]))
+
+    bal = report["balance"]
+    lines.append(f"Counts per split and dataset type (balance: {bal['mode']}):")
+    if bal["before"]:
+        lines += _counts_table(bal["before"], bal["after"])
+    lines.append("Audio per label:")
+    for label, stats in report["audio_statistics"].items():
+        d = stats["duration_seconds"]
+        rates = ", ".join(f"{rate} Hz: {n}" for rate, n in stats["sample_rates"].items())
+        if d["count"]:
+            lines.append(
+                f"  {label}: {d['count']} files, duration min {d['min']} s / median "
+                f"{d['median']} s / max {d['max']} s; rates {rates}"
+            )
+    lines.append(f"Records after separation and balancing: {report['final_count']}")
+    return "\n".join(lines)

@@ -1,0 +1,65 @@
+"""The ``deepfake-audio`` command: argument parsing and exit codes, nothing else.
+
+Exit codes: 0 the command completed; 1 it could not (bad data, a leak under ``--strict``,
+a failed run); 2 a usage error (bad option, missing path); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from deepfake_audio import __version__
+
+#: Subcommand modules under deepfake_audio.commands, in the order --help lists them.
+COMMANDS = ("audit",)
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class UsageError(Exception):
+    """The user asked for something impossible (missing path, bad option combination)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="deepfake-audio",
+        description="Train, compare and run detectors of synthetic (deepfake) speech.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        importlib.import_module(f"deepfake_audio.commands.{name.replace('-', '_')}").register(
+            subparsers
+        )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the process exit code."""
+    from deepfake_audio.audio import AudioDecodeError
+    from deepfake_audio.data.layouts import DiscoveryError
+    from deepfake_audio.data.separation import LeakError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or EXIT_OK)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except UsageError as exc:
+        parser.error(str(exc))  # exits with 2 and the usage line
+    except LeakError as exc:
+        print(f"error: --strict: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except (DiscoveryError, AudioDecodeError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

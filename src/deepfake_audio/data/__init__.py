@@ -1,0 +1,1 @@
+"""Data: records, discovery, separation, balancing, caching and loading."""

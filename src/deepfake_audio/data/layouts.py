@@ -1,0 +1,249 @@
+"""Dataset discovery: turn a folder, protocol or CSV into ClipRecords.
+
+Layouts read:
+
+* ``tree``: any folder tree whose files sit below a folder named ``fake``/``real`` (or
+  ``spoof``, ``bonafide``, ``bona-fide``). The Fake-or-Real layout
+  ``ROOT/<type>/<training|validation|testing>/<fake|real>/...`` is the common case: the label
+  comes from the nearest label folder above the file, the split from the nearest split folder
+  above that, and the dataset type from the first folder under ``ROOT`` above both (else the
+  name of ``ROOT`` itself). A folder between the label folder and the file names the generator.
+* ``asvspoof2019``: ASVspoof 2019 LA/PA CM protocol files (``*.cm.train.trn.txt``,
+  ``*.cm.dev.trl.txt``, ``*.cm.eval.trl.txt``) found under ``ROOT``, audio found by file id.
+* ``in-the-wild``: a ``meta.csv`` with columns ``file,speaker,label`` (``spoof``/``bona-fide``).
+* ``csv``: a user CSV with ``path,label`` and optionally ``split``, ``speaker``/``group``,
+  ``generator``, ``dataset_type``; relative paths are relative to the CSV's folder.
+* ``manifest``: a JSON Lines manifest written by this tool.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from deepfake_audio.audio import is_audio_path
+from deepfake_audio.data.records import (
+    LABEL_ALIASES,
+    SPLIT_ALIASES,
+    ClipRecord,
+    parse_label,
+    parse_split,
+    read_manifest,
+)
+
+LAYOUTS = ("auto", "tree", "asvspoof2019", "in-the-wild", "csv", "manifest")
+
+
+@dataclass
+class Discovery:
+    """What discovery found: records, the layout used, and files it had to pass over."""
+
+    records: list[ClipRecord]
+    layout: str
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+
+
+class DiscoveryError(Exception):
+    """The root cannot be read as any dataset layout (the message says what was expected)."""
+
+
+def iter_audio_files(root: Path) -> Iterable[Path]:
+    """All audio files under ``root`` in a stable (sorted) order; symlinked dirs not followed."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            if is_audio_path(name):
+                yield Path(dirpath) / name
+
+
+def _discover_tree(root: Path) -> Discovery:
+    records, skipped = [], []
+    for path in iter_audio_files(root):
+        parts = path.relative_to(root).parts[:-1]  # folders between root and file
+        label_at = next(
+            (i for i in range(len(parts) - 1, -1, -1) if parts[i].lower() in LABEL_ALIASES), None
+        )
+        if label_at is None:
+            skipped.append((str(path), "no fake/real (spoof/bonafide) folder above it"))
+            continue
+        above = parts[:label_at]
+        split_at = next(
+            (i for i in range(len(above) - 1, -1, -1) if above[i].lower() in SPLIT_ALIASES), None
+        )
+        type_folders = above[:split_at] if split_at is not None else above
+        dataset_type = type_folders[0] if type_folders else root.name
+        below = parts[label_at + 1 :]
+        label = LABEL_ALIASES[parts[label_at].lower()]
+        records.append(
+            ClipRecord(
+                path=str(path.absolute()),
+                label=label,
+                split=parse_split(above[split_at]) if split_at is not None else None,
+                dataset_type=dataset_type,
+                generator=below[0] if below else None,
+            )
+        )
+    if not records:
+        raise DiscoveryError(
+            f"no labelled audio under {root}: expected files below folders named fake/real "
+            "(e.g. ROOT/for-2sec/training/fake/x.wav), an ASVspoof protocol, a meta.csv, "
+            "or a CSV/JSONL manifest"
+        )
+    return Discovery(records, "tree", skipped)
+
+
+_ASV_PROTOCOL = re.compile(r"\.cm\.(train|dev|eval)\.(trn|trl)(\.txt)?$", re.IGNORECASE)
+_ASV_SPLITS = {"train": "train", "dev": "validation", "eval": "test"}
+
+
+def _find_asv_protocols(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file() and _ASV_PROTOCOL.search(p.name))
+
+
+def _discover_asvspoof(root: Path) -> Discovery:
+    protocols = _find_asv_protocols(root)
+    if not protocols:
+        raise DiscoveryError(f"no ASVspoof CM protocol files (*.cm.train.trn.txt ...) under {root}")
+    by_stem: dict[str, Path] = {}
+    for path in iter_audio_files(root):
+        by_stem.setdefault(path.stem, path)
+    records, skipped = [], []
+    for protocol in protocols:
+        split = _ASV_SPLITS[_ASV_PROTOCOL.search(protocol.name).group(1).lower()]  # type: ignore[union-attr]
+        kind = "asvspoof2019-pa" if ".pa." in protocol.name.lower() else "asvspoof2019-la"
+        for number, line in enumerate(protocol.read_text().splitlines(), 1):
+            cols = line.split()
+            if not cols:
+                continue
+            where = f"{protocol}:{number}"
+            if len(cols) < 5:
+                skipped.append((where, f"protocol line has {len(cols)} columns, expected 5"))
+                continue
+            speaker, file_id, attack, key = cols[0], cols[1], cols[3], cols[4]
+            audio = by_stem.get(file_id)
+            if audio is None:
+                skipped.append((where, f"audio for {file_id} listed in protocol but not found"))
+                continue
+            try:
+                label = parse_label(key)
+            except ValueError as exc:
+                skipped.append((where, str(exc)))
+                continue
+            records.append(
+                ClipRecord(
+                    path=str(audio.absolute()),
+                    label=label,
+                    split=split,
+                    dataset_type=kind,
+                    group=speaker,
+                    generator="bonafide" if attack == "-" else attack,
+                )
+            )
+    return Discovery(records, "asvspoof2019", skipped)
+
+
+def _read_csv_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        columns = [c.strip().lower() for c in reader.fieldnames or []]
+        rows = [
+            {k.strip().lower(): (v or "").strip() for k, v in row.items() if k} for row in reader
+        ]
+    return columns, rows
+
+
+def _is_in_the_wild(csv_path: Path) -> bool:
+    columns, _ = _read_csv_rows(csv_path) if csv_path.is_file() else ([], [])
+    return {"file", "speaker", "label"} <= set(columns)
+
+
+def _discover_csv(csv_path: Path, *, in_the_wild: bool) -> Discovery:
+    columns, rows = _read_csv_rows(csv_path)
+    path_col = "file" if in_the_wild else "path"
+    if path_col not in columns or "label" not in columns:
+        raise DiscoveryError(
+            f"{csv_path}: a CSV manifest needs columns '{path_col},label' "
+            f"(found {', '.join(columns) or 'none'})"
+        )
+    base = csv_path.parent
+    records, skipped = [], []
+    for number, row in enumerate(rows, 2):  # line 1 is the header
+        where = f"{csv_path}:{number}"
+        audio = Path(row[path_col])
+        audio = audio if audio.is_absolute() else base / audio
+        if not audio.is_file():
+            skipped.append((where, f"file {audio} not found"))
+            continue
+        try:
+            label = parse_label(row["label"])
+            split = parse_split(row["split"]) if row.get("split") else None
+        except ValueError as exc:
+            skipped.append((where, str(exc)))
+            continue
+        records.append(
+            ClipRecord(
+                path=str(audio.absolute()),
+                label=label,
+                split=split,
+                dataset_type=row.get("dataset_type")
+                or ("in-the-wild" if in_the_wild else csv_path.stem),
+                group=row.get("speaker") or row.get("group") or None,
+                generator=row.get("generator") or None,
+            )
+        )
+    return Discovery(records, "in-the-wild" if in_the_wild else "csv", skipped)
+
+
+def detect_layout(root: Path) -> str:
+    """Guess the layout of ``root`` (see the module docstring for the rules)."""
+    if root.is_file():
+        if root.suffix.lower() == ".jsonl":
+            return "manifest"
+        if root.suffix.lower() == ".csv":
+            return "in-the-wild" if _is_in_the_wild(root) else "csv"
+        raise DiscoveryError(f"{root} is a file but not a .csv or .jsonl manifest")
+    if _is_in_the_wild(root / "meta.csv"):
+        return "in-the-wild"
+    if _find_asv_protocols(root):
+        return "asvspoof2019"
+    return "tree"
+
+
+def discover(
+    root: str | os.PathLike[str],
+    layout: str = "auto",
+    dataset_types: Sequence[str] | None = None,
+) -> Discovery:
+    """Find every labelled audio file under ``root``.
+
+    ``dataset_types`` keeps only those types (splits are chosen after they are assigned, see
+    :mod:`deepfake_audio.data.splits`). Raises :class:`DiscoveryError` when nothing usable is found.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise DiscoveryError(f"{root} does not exist")
+    if layout not in LAYOUTS:
+        raise DiscoveryError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
+    if layout == "auto":
+        layout = detect_layout(root)
+    if layout == "manifest":
+        found = Discovery(read_manifest(root), "manifest")
+    elif layout == "asvspoof2019":
+        found = _discover_asvspoof(root)
+    elif layout in ("in-the-wild", "csv"):
+        csv_path = root / "meta.csv" if root.is_dir() else root
+        found = _discover_csv(csv_path, in_the_wild=layout == "in-the-wild")
+    else:
+        found = _discover_tree(root)
+    if dataset_types:
+        wanted = set(dataset_types)
+        found.records = [r for r in found.records if r.dataset_type in wanted]
+    if not found.records:
+        raise DiscoveryError(
+            f"no records of dataset types {list(dataset_types or [])} under {root}"
+        )
+    return found

@@ -1,0 +1,148 @@
+"""From a dataset root to clean, separated, balanced records and the report that proves it.
+
+discover -> probe (hash + decode, cached, all cores) -> assign missing splits -> pick splits
+-> separate (leak detectors) -> balance. ``audit`` and ``train`` both call :func:`prepare`.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from deepfake_audio.data.balance import BalanceMode, balance
+from deepfake_audio.data.cache import ClipCache, default_cache_dir
+from deepfake_audio.data.layouts import discover
+from deepfake_audio.data.records import ClipRecord
+from deepfake_audio.data.separation import DEFAULT_DETECTORS, separate
+from deepfake_audio.data.splits import assign_splits, select_splits
+
+
+@dataclass
+class DataOptions:
+    """Which data to use and how to clean it. Every field is a CLI option of audit/train."""
+
+    layout: str = "auto"
+    dataset_types: list[str] | None = None
+    splits: list[str] | None = None
+    strict: bool = False
+    balance: BalanceMode = "undersample"
+    seed: int = 0
+    validation_fraction: float = 0.1
+    test_fraction: float = 0.1
+    cache_dir: str | None = None
+    workers: int | None = None
+
+
+@dataclass
+class PreparedData:
+    """The records to use, and everything found on the way (the JSON report)."""
+
+    records: list[ClipRecord]
+    unreadable: list[tuple[str, str]]  # (path, reason)
+    report: dict = field(default_factory=dict)
+    cache: ClipCache | None = None
+
+    def split(self, name: str) -> list[ClipRecord]:
+        return [r for r in self.records if r.split == name]
+
+
+def _describe(values: Sequence[float]) -> dict:
+    if not values:
+        return {"count": 0}
+    return {
+        "count": len(values),
+        "min": round(min(values), 3),
+        "median": round(statistics.median(values), 3),
+        "mean": round(statistics.fmean(values), 3),
+        "max": round(max(values), 3),
+    }
+
+
+def audio_statistics(records: Sequence[ClipRecord]) -> dict:
+    """Duration and sample-rate statistics per label: a model can learn either as a shortcut."""
+    out = {}
+    by_label: dict[str, list[ClipRecord]] = defaultdict(list)
+    for record in records:
+        by_label[record.label_name].append(record)
+    for label, group in sorted(by_label.items()):
+        rates = Counter(r.sample_rate for r in group if r.sample_rate)
+        out[label] = {
+            "duration_seconds": _describe([r.duration for r in group if r.duration is not None]),
+            "sample_rates": {str(rate): n for rate, n in sorted(rates.items())},
+        }
+    return out
+
+
+def prepare(
+    root: str | os.PathLike[str],
+    options: DataOptions | None = None,
+    *,
+    sample_rate: int | None = None,
+    progress: bool = True,
+) -> PreparedData:
+    """Run the whole data pipeline on ``root`` (see the module docstring).
+
+    With ``sample_rate`` the decoded audio is cached at that rate for training; without it
+    only hashes and audio facts are cached (enough for an audit). Raises ``DiscoveryError``
+    when the root holds no usable data and ``LeakError`` on a leak in strict mode.
+    """
+    options = options or DataOptions()
+    found = discover(root, options.layout, options.dataset_types)
+    cache = ClipCache(options.cache_dir or default_cache_dir(), sample_rate or 16000)
+    paths = sorted({r.path for r in found.records})
+    with tqdm(total=len(paths), desc="scan+hash+decode", unit="file", disable=not progress) as bar:
+        probes = cache.probe(
+            paths,
+            with_audio=sample_rate is not None,
+            workers=options.workers,
+            on_result=lambda _: bar.update(),
+        )
+    unreadable = sorted((p, r.error) for p, r in probes.items() if r.error)
+    readable = []
+    for record in found.records:
+        probe = probes[record.path]
+        if probe.error:
+            continue
+        readable.append(
+            record.with_(
+                duration=probe.duration,
+                sample_rate=probe.sample_rate,
+                num_channels=probe.num_channels,
+                file_hash=probe.file_hash,
+                audio_hash=probe.audio_hash,
+            )
+        )
+    silent = sorted(p for p, r in probes.items() if r.silent)
+    splitted = assign_splits(
+        readable,
+        validation_fraction=options.validation_fraction,
+        test_fraction=options.test_fraction,
+        seed=options.seed,
+    )
+    chosen = select_splits(splitted, options.splits)
+    separated = separate(chosen, DEFAULT_DETECTORS, strict=options.strict)
+    balanced = balance(separated.records, options.balance, options.seed)
+    report = {
+        "root": str(Path(root).absolute()),
+        "layout": found.layout,
+        "options": asdict(options),
+        "discovered": len(found.records),
+        "skipped_during_discovery": [{"path": p, "reason": r} for p, r in found.skipped],
+        "unreadable": [{"path": p, "reason": r} for p, r in unreadable],
+        "silent": silent,
+        "separation": {
+            "detectors": [d.name for d in DEFAULT_DETECTORS],
+            **separated.summary(),
+            "findings": [f.to_dict() for f in separated.findings],
+        },
+        "balance": {"mode": balanced.mode, "before": balanced.before, "after": balanced.after},
+        "audio_statistics": audio_statistics(separated.records),
+        "final_count": len(balanced.records),
+    }
+    return PreparedData(balanced.records, unreadable, report, cache)

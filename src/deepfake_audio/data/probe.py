@@ -1,0 +1,103 @@
+"""Read, hash and decode many files on every core, one pass per file, with bounded memory.
+
+Each file is read from disk once: its bytes are hashed, decoded from memory, the decoded
+samples are hashed (see :func:`~deepfake_audio.audio.audio_content_hash`) and, when a target
+rate is given, resampled for the cache. Bad files come back as results with an ``error``
+instead of raising, so a batch always finishes.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from deepfake_audio.audio import (
+    AudioDecodeError,
+    audio_content_hash,
+    decode_bytes,
+    file_bytes_hash,
+    read_bytes,
+    resample,
+)
+
+
+@dataclass
+class ProbeResult:
+    """What one pass over a file learned. ``error`` is set (and the rest None) for bad files."""
+
+    path: str
+    error: str | None = None
+    duration: float | None = None
+    sample_rate: int | None = None
+    num_channels: int | None = None
+    file_hash: str | None = None
+    audio_hash: str | None = None
+    audio: np.ndarray | None = None  # mono float32 at the target rate, when one was asked for
+    silent: bool = False
+
+
+def probe_file(path: str, target_rate: int | None = None) -> ProbeResult:
+    """Hash and decode one file; never raises for a bad file (see ``ProbeResult.error``)."""
+    try:
+        data = read_bytes(path)
+        decoded = decode_bytes(data, path)
+    except AudioDecodeError as exc:
+        return ProbeResult(path=path, error=exc.reason)
+    mono = decoded.mono()
+    result = ProbeResult(
+        path=path,
+        duration=decoded.duration,
+        sample_rate=decoded.sample_rate,
+        num_channels=decoded.num_channels,
+        file_hash=file_bytes_hash(data),
+        audio_hash=audio_content_hash(mono, decoded.sample_rate),
+        silent=bool(np.max(np.abs(mono)) < 1e-4),
+    )
+    if target_rate is not None:
+        result.audio = resample(mono, decoded.sample_rate, target_rate)
+    return result
+
+
+def _probe_batch(paths: list[str], target_rate: int | None) -> list[ProbeResult]:
+    return [probe_file(p, target_rate) for p in paths]
+
+
+def default_workers() -> int:
+    """Every core this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def probe_files(
+    paths: Sequence[str],
+    *,
+    target_rate: int | None = None,
+    workers: int | None = None,
+    batch_size: int = 16,
+) -> Iterator[ProbeResult]:
+    """Probe files in order, in ``workers`` processes, holding only a few batches at once."""
+    workers = default_workers() if workers is None else max(1, workers)
+    batches = [list(paths[i : i + batch_size]) for i in range(0, len(paths), batch_size)]
+    if workers == 1 or len(batches) <= 1:
+        for batch in batches:
+            yield from _probe_batch(batch, target_rate)
+        return
+    # forkserver: safe after torch (and its thread pools) has been imported by the caller.
+    context = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        pending: deque[Future[list[ProbeResult]]] = deque()
+        queue: Iterable[list[str]] = iter(batches)
+        for batch in queue:
+            pending.append(pool.submit(_probe_batch, batch, target_rate))
+            if len(pending) >= 2 * workers:  # bounded: memory stays flat in the file count
+                yield from pending.popleft().result()
+        while pending:
+            yield from pending.popleft().result()
