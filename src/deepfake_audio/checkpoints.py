@@ -1,0 +1,121 @@
+"""Model files: safetensors weights with everything needed to use them inside the file.
+
+A checkpoint rebuilds its model without the user naming the architecture, and scoring reads
+the preprocessing from it, so a model is always fed audio the way it was trained. Loading
+never unpickles: safetensors holds only tensors and a string-to-string metadata map, whose
+values here are JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from deepfake_audio import __version__
+from deepfake_audio.data.records import LABEL_NAMES
+from deepfake_audio.fileio import atomic_output
+from deepfake_audio.models import build_model, config_dict
+from deepfake_audio.preprocess import PreprocessConfig
+
+FORMAT = "deepfake-audio-checkpoint/1"
+DEFAULT_THRESHOLD = 0.5
+
+
+class CheckpointError(ValueError):
+    """A file is not a usable deepfake-audio checkpoint (the message says why)."""
+
+
+def save_checkpoint(
+    path: str | os.PathLike[str],
+    model: nn.Module,
+    *,
+    model_name: str,
+    preprocess: PreprocessConfig,
+    metrics: dict[str, Any] | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``model``'s weights and metadata atomically (temp name, then rename).
+
+    ``metrics`` are the validation metrics; ``threshold`` is the fake-probability threshold
+    to use by default (the validation EER threshold after training); ``extra`` holds anything
+    else worth keeping (epoch, manifest fingerprint, training config...).
+    """
+    metadata = {
+        "format": FORMAT,
+        "model": model_name,
+        "model_config": json.dumps(config_dict(model)),
+        "preprocess": json.dumps(preprocess.to_dict()),
+        "labels": json.dumps({str(k): v for k, v in LABEL_NAMES.items()}),
+        "metrics": json.dumps(metrics or {}),
+        "threshold": json.dumps(float(threshold)),
+        "package_version": __version__,
+        "extra": json.dumps(extra or {}),
+    }
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    with atomic_output(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+    return Path(path)
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The checkpoint's metadata with JSON values decoded, without loading the weights."""
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            raw = handle.metadata() or {}
+    except Exception as exc:  # safetensors raises several types for non-safetensors files
+        raise CheckpointError(f"{path}: not a safetensors file ({exc})") from exc
+    if raw.get("format") != FORMAT:
+        found = raw.get("format")
+        raise CheckpointError(f"{path}: not a deepfake-audio checkpoint (format {found!r})")
+    decoded: dict[str, Any] = {}
+    for key, value in raw.items():
+        try:
+            decoded[key] = json.loads(value)
+        except json.JSONDecodeError:
+            decoded[key] = value
+    return decoded
+
+
+@dataclass
+class Detector:
+    """A loaded model with everything needed to score audio as it was trained."""
+
+    model: nn.Module
+    model_name: str
+    preprocess: PreprocessConfig
+    threshold: float
+    metadata: dict[str, Any] = field(repr=False)
+    path: Path | None = None
+
+    @property
+    def name(self) -> str:
+        return self.path.stem if self.path else self.model_name
+
+
+def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Detector:
+    """Rebuild the model stored in ``path`` (architecture and config from its metadata)."""
+    metadata = read_metadata(path)
+    model = build_model(metadata["model"], metadata["model_config"])
+    try:
+        model.load_state_dict(load_file(str(path), device=str(device)))
+    except RuntimeError as exc:
+        name = metadata["model"]
+        raise CheckpointError(f"{path}: weights do not fit model {name} ({exc})") from exc
+    model.to(device).eval()
+    return Detector(
+        model=model,
+        model_name=metadata["model"],
+        preprocess=PreprocessConfig.from_dict(metadata["preprocess"]),
+        threshold=float(metadata.get("threshold", DEFAULT_THRESHOLD)),
+        metadata=metadata,
+        path=Path(path),
+    )
