@@ -116,6 +116,13 @@ def _decode_ffmpeg(data: bytes) -> DecodedAudio:
     return DecodedAudio(np.ascontiguousarray(np.concatenate(chunks, axis=1), np.float32), rate)
 
 
+def _backend_reason(exc: Exception) -> str:
+    """A backend's error without the in-memory buffer's repr it tends to quote."""
+    # soundfile.LibsndfileError has error_string; av's FFmpeg errors have strerror.
+    text = getattr(exc, "error_string", None) or getattr(exc, "strerror", None) or str(exc)
+    return str(text).strip() or type(exc).__name__
+
+
 def decode_bytes(data: bytes, path: str | os.PathLike[str] = "<bytes>") -> DecodedAudio:
     """Decode the bytes of an audio file; ``path`` is used only in error messages."""
     if not data:
@@ -130,7 +137,7 @@ def decode_bytes(data: bytes, path: str | os.PathLike[str] = "<bytes>") -> Decod
             decoded = backend(data)
             break
         except Exception as exc:  # each backend has its own exception types
-            reasons.append(f"{name}: {str(exc).strip() or type(exc).__name__}")
+            reasons.append(f"{name}: {_backend_reason(exc)}")
     if decoded is None:
         raise AudioDecodeError(path, "not decodable audio (" + "; ".join(reasons) + ")")
     if decoded.samples.size == 0:
@@ -245,6 +252,7 @@ def write_audio(
     ``subtype`` picks a libsndfile sample format (e.g. ``PCM_24``, ``FLOAT``) for WAV/FLAC.
     """
     target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
     suffix = target.suffix.lower()
     if suffix in _FFMPEG_WRITERS:
         target.write_bytes(encode_ffmpeg(samples, sample_rate, suffix))

@@ -45,9 +45,9 @@ def format_report(report: dict, examples: int = 5) -> str:
 
     sep = report["separation"]
     lines.append(
-        f"Separation ({', '.join(sep['detectors'])}): {sep['leaks']} leak(s) between splits, "
-        f"{sep['duplicates']} duplicate group(s) inside a split, "
-        f"{sep['dropped_records']} record(s) dropped from the evaluation side"
+        f"Separation ({', '.join(sep['detectors'])}): {sep['leaks']} leak finding(s) between "
+        f"splits, {sep['duplicates']} duplicate group(s) inside a split; "
+        f"{sep['dropped_records']} file(s) dropped from the evaluation side"
     )
     for detector, counts in sep["by_detector"].items():
         lines.append(f"  {detector}: {counts['leak']} leak(s), {counts['duplicate']} duplicate(s)")

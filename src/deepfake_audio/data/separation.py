@@ -116,7 +116,8 @@ class SeparationResult:
         return {
             "leaks": len(self.leaks),
             "duplicates": len(self.duplicates),
-            "dropped_records": sum(len(f.dropped) for f in self.findings),
+            "leaked_items": len({p for f in self.leaks for p in f.dropped}),
+            "dropped_records": len({p for f in self.findings for p in f.dropped}),
             "by_detector": counts,
         }
 

@@ -1,0 +1,34 @@
+"""Shared fixtures: every test makes its own audio; nothing is downloaded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.synth import write_clip
+
+
+@pytest.fixture
+def cache_dir(tmp_path: Path) -> Path:
+    return tmp_path / "cache"
+
+
+@pytest.fixture
+def for_tree(tmp_path: Path) -> Path:
+    """A small Fake-or-Real tree: 2 types x 3 splits x 2 labels, mixed formats, distinct audio."""
+    root = tmp_path / "dataset_root"
+    seed = 0
+    for dataset_type in ("for-2sec", "for-norm"):
+        for split in ("training", "validation", "testing"):
+            for label, count in (("fake", 5), ("real", 3)):
+                for i in range(count):
+                    ext = ("wav", "flac", "mp3", "m4a")[i % 4]
+                    seed += 1
+                    write_clip(
+                        root / dataset_type / split / label / f"clip_{i}.{ext}",
+                        seconds=0.5,
+                        freq=200 + 10 * seed,
+                        seed=seed,
+                    )
+    return root

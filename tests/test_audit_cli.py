@@ -1,0 +1,109 @@
+"""``deepfake-audio audit`` end to end: the done-when case of the foundation issue."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+
+from deepfake_audio.cli import COMMANDS, main
+
+
+@pytest.fixture
+def planted(for_tree: Path) -> dict:
+    """The FoR tree with cross-split duplicates and broken files planted."""
+    train_fake = for_tree / "for-2sec" / "training" / "fake" / "clip_0.wav"
+    train_real = for_tree / "for-norm" / "training" / "real" / "clip_0.wav"
+    byte_copy = for_tree / "for-2sec" / "testing" / "fake" / "copied.wav"
+    shutil.copy(train_fake, byte_copy)
+    reencoded = for_tree / "for-norm" / "validation" / "real" / "re-encoded.flac"
+    samples, rate = sf.read(train_real, dtype="int16")
+    sf.write(reencoded, samples, rate)
+    broken = {
+        for_tree / "for-2sec" / "testing" / "real" / "empty.wav": "empty",
+        for_tree / "for-norm" / "testing" / "fake" / "text.mp3": "not decodable",
+        for_tree / "for-2sec" / "validation" / "fake" / "cut.WAV": "truncated",
+    }
+    for path, reason in broken.items():
+        if reason == "empty":
+            path.touch()
+        elif reason == "truncated":
+            path.write_bytes(train_fake.read_bytes()[:3000])
+        else:
+            path.write_text("definitely not audio\n" * 50)
+    return {"root": for_tree, "leaks": {byte_copy, reencoded}, "broken": broken}
+
+
+def test_audit_reports_every_leak_and_broken_file(planted: dict, tmp_path: Path, capsys) -> None:
+    report_path = tmp_path / "out" / "report.json"
+    code = main(
+        ["audit", str(planted["root"]), "--json", str(report_path), "--no-progress",
+         "--cache-dir", str(tmp_path / "cache"), "--workers", "2"]
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0
+    report = json.loads(report_path.read_text())
+    dropped = {
+        p for f in report["separation"]["findings"] if f["kind"] == "leak" for p in f["dropped"]
+    }
+    assert dropped == {str(p) for p in planted["leaks"]}
+    detectors = {f["detector"] for f in report["separation"]["findings"]}
+    assert {"file_bytes", "decoded_audio"} <= detectors
+    unreadable = {u["path"]: u["reason"] for u in report["unreadable"]}
+    assert set(unreadable) == {str(p) for p in planted["broken"]}
+    for path, reason in planted["broken"].items():
+        assert reason in unreadable[str(path)]
+        assert str(path) in out  # named in the printed summary too
+    # Balanced counts: 5 fake / 3 real per cell -> 3 / 3 after undersampling.
+    for split in ("train", "validation", "test"):
+        for dataset_type in ("for-2sec", "for-norm"):
+            assert report["balance"]["after"][split][dataset_type] == {"fake": 3, "real": 3}
+    assert report["balance"]["before"]["validation"]["for-norm"] == {"fake": 5, "real": 3}
+    assert report["final_count"] == 36
+    assert "leak" in out and "Unreadable files: 3" in out
+
+
+def test_strict_turns_a_leak_into_exit_1(planted: dict, tmp_path: Path, capsys) -> None:
+    code = main(
+        [
+            "audit",
+            str(planted["root"]),
+            "--strict",
+            "--no-progress",
+            "--cache-dir",
+            str(tmp_path / "c"),
+        ]
+    )
+    assert code == 1
+    assert "--strict" in capsys.readouterr().err
+
+
+def test_clean_tree_passes_strict(for_tree: Path, tmp_path: Path) -> None:
+    args = ["audit", str(for_tree), "--strict", "--no-progress", "--cache-dir", str(tmp_path / "c")]
+    assert main(args) == 0
+
+
+def test_missing_root_is_an_error_not_a_traceback(tmp_path: Path, capsys) -> None:
+    assert main(["audit", str(tmp_path / "nowhere"), "--no-progress"]) == 1
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_split_selection(for_tree: Path, tmp_path: Path, capsys) -> None:
+    report_path = tmp_path / "r.json"
+    main(["audit", str(for_tree), "--splits", "testing", "--json", str(report_path),
+          "--no-progress", "--cache-dir", str(tmp_path / "c")])  # fmt: skip
+    assert set(json.loads(report_path.read_text())["balance"]["after"]) == {"test"}
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_subcommand_has_help(command: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "deepfake_audio", command, "--help"], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert "usage: deepfake-audio" in result.stdout

@@ -1,0 +1,130 @@
+"""Discovery of every supported layout into ClipRecords."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from deepfake_audio.data.layouts import DiscoveryError, detect_layout, discover
+from deepfake_audio.data.records import (
+    FAKE,
+    REAL,
+    ClipRecord,
+    parse_label,
+    parse_split,
+    read_manifest,
+    write_manifest,
+)
+from tests.synth import write_clip
+
+
+def test_fake_or_real_tree(for_tree: Path) -> None:
+    found = discover(for_tree)
+    assert found.layout == "tree"
+    assert len(found.records) == 2 * 3 * 8
+    record = next(r for r in found.records if r.path.endswith("for-norm/testing/real/clip_1.flac"))
+    assert (record.label, record.split, record.dataset_type) == (REAL, "test", "for-norm")
+    fakes = [r for r in found.records if "/fake/" in r.path]
+    assert {r.label for r in fakes} == {FAKE}
+    assert {r.split for r in found.records} == {"train", "validation", "test"}
+
+
+def test_dataset_type_filter(for_tree: Path) -> None:
+    found = discover(for_tree, dataset_types=["for-2sec"])
+    assert {r.dataset_type for r in found.records} == {"for-2sec"}
+    with pytest.raises(DiscoveryError, match="for-rerec"):
+        discover(for_tree, dataset_types=["for-rerec"])
+
+
+def test_root_that_is_one_type_folder(for_tree: Path) -> None:
+    found = discover(for_tree / "for-norm")
+    assert {r.dataset_type for r in found.records} == {"for-norm"}
+
+
+def test_any_tree_with_spoof_and_bonafide_folders(tmp_path: Path) -> None:
+    write_clip(tmp_path / "data" / "spoof" / "tts-a" / "a.wav")
+    write_clip(tmp_path / "data" / "Bona-Fide" / "b.flac", freq=300)
+    write_clip(tmp_path / "data" / "notes" / "c.wav", freq=500)
+    found = discover(tmp_path / "data")
+    by_name = {Path(r.path).name: r for r in found.records}
+    assert by_name["a.wav"].label == FAKE and by_name["a.wav"].generator == "tts-a"
+    assert by_name["b.flac"].label == REAL and by_name["b.flac"].split is None
+    assert [Path(p).name for p, _ in found.skipped] == ["c.wav"]
+
+
+def test_asvspoof2019_protocols(tmp_path: Path) -> None:
+    root = tmp_path / "LA"
+    write_clip(root / "ASVspoof2019_LA_train" / "flac" / "LA_T_1.flac")
+    write_clip(root / "ASVspoof2019_LA_train" / "flac" / "LA_T_2.flac", freq=300)
+    write_clip(root / "ASVspoof2019_LA_dev" / "flac" / "LA_D_1.flac", freq=500)
+    protocols = root / "ASVspoof2019_LA_cm_protocols"
+    protocols.mkdir()
+    (protocols / "ASVspoof2019.LA.cm.train.trn.txt").write_text(
+        "LA_0079 LA_T_1 - - bonafide\nLA_0080 LA_T_2 - A01 spoof\nLA_0081 LA_T_9 - A02 spoof\n"
+    )
+    (protocols / "ASVspoof2019.LA.cm.dev.trl.txt").write_text("LA_0090 LA_D_1 - A03 spoof\n")
+    assert detect_layout(root) == "asvspoof2019"
+    found = discover(root)
+    by_id = {Path(r.path).stem: r for r in found.records}
+    assert by_id["LA_T_1"].label == REAL and by_id["LA_T_1"].generator == "bonafide"
+    assert by_id["LA_T_2"].generator == "A01" and by_id["LA_T_2"].group == "LA_0080"
+    assert by_id["LA_D_1"].split == "validation"
+    assert len(found.skipped) == 1 and "LA_T_9" in found.skipped[0][1]
+
+
+def test_in_the_wild_meta_csv(tmp_path: Path) -> None:
+    write_clip(tmp_path / "0.wav")
+    write_clip(tmp_path / "1.wav", freq=300)
+    (tmp_path / "meta.csv").write_text(
+        "file,speaker,label\n0.wav,Alec Guinness,spoof\n1.wav,Alec Guinness,bona-fide\n"
+    )
+    found = discover(tmp_path)
+    assert found.layout == "in-the-wild"
+    assert [r.label for r in found.records] == [FAKE, REAL]
+    assert {r.group for r in found.records} == {"Alec Guinness"}
+
+
+def test_user_csv_manifest(tmp_path: Path) -> None:
+    write_clip(tmp_path / "audio" / "x.wav")
+    write_clip(tmp_path / "audio" / "y.mp3", freq=300)
+    manifest = tmp_path / "mine.csv"
+    manifest.write_text(
+        "path,label,split,speaker\naudio/x.wav,fake,training,s1\naudio/y.mp3,1,eval,s2\n"
+        "audio/missing.wav,fake,training,s3\naudio/x.wav,maybe,training,s1\n"
+    )
+    found = discover(manifest)
+    assert [(r.label, r.split, r.group) for r in found.records] == [
+        (FAKE, "train", "s1"),
+        (REAL, "test", "s2"),
+    ]
+    reasons = [reason for _, reason in found.skipped]
+    assert any("not found" in r for r in reasons) and any("unknown label" in r for r in reasons)
+
+
+def test_csv_without_needed_columns(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("file_name,class\n")
+    with pytest.raises(DiscoveryError, match="path,label"):
+        discover(bad)
+
+
+def test_jsonl_manifest_round_trip(tmp_path: Path) -> None:
+    records = [ClipRecord(path="/a.wav", label=FAKE, split="train", generator="x", duration=1.5)]
+    path = write_manifest(records, tmp_path / "m.jsonl")
+    assert read_manifest(path) == records
+    assert discover(path).records == records
+
+
+def test_empty_root_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(DiscoveryError, match="fake/real"):
+        discover(tmp_path)
+    with pytest.raises(DiscoveryError, match="does not exist"):
+        discover(tmp_path / "nope")
+
+
+def test_label_and_split_aliases() -> None:
+    assert parse_label("bona-fide") == REAL and parse_label("spoof") == FAKE
+    assert parse_split("dev") == "validation" and parse_split("Testing") == "test"
+    with pytest.raises(ValueError):
+        parse_label("unsure")
