@@ -86,7 +86,7 @@ def test_interrupted_build_resumes(clips: list[str], tmp_path: Path, monkeypatch
     decoded = []
     real_probe = probe_module.probe_file
     monkeypatch.setattr(
-        probe_module, "probe_file", lambda p, r=None: decoded.append(p) or real_probe(p, r)
+        probe_module, "probe_file", lambda p, **kw: decoded.append(p) or real_probe(p, **kw)
     )
     results = resumed.probe(clips, with_audio=True, workers=1)
     assert decoded == clips[5:]  # only what the first run did not finish

@@ -8,12 +8,9 @@ instead of raising, so a batch always finishes.
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -25,6 +22,7 @@ from deepfake_audio.audio import (
     read_bytes,
     resample,
 )
+from deepfake_audio.parallel import ordered_map
 
 
 @dataclass
@@ -64,18 +62,6 @@ def probe_file(path: str, target_rate: int | None = None) -> ProbeResult:
     return result
 
 
-def _probe_batch(paths: list[str], target_rate: int | None) -> list[ProbeResult]:
-    return [probe_file(p, target_rate) for p in paths]
-
-
-def default_workers() -> int:
-    """Every core this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def probe_files(
     paths: Sequence[str],
     *,
@@ -84,20 +70,5 @@ def probe_files(
     batch_size: int = 16,
 ) -> Iterator[ProbeResult]:
     """Probe files in order, in ``workers`` processes, holding only a few batches at once."""
-    workers = default_workers() if workers is None else max(1, workers)
-    batches = [list(paths[i : i + batch_size]) for i in range(0, len(paths), batch_size)]
-    if workers == 1 or len(batches) <= 1:
-        for batch in batches:
-            yield from _probe_batch(batch, target_rate)
-        return
-    # forkserver: safe after torch (and its thread pools) has been imported by the caller.
-    context = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        pending: deque[Future[list[ProbeResult]]] = deque()
-        queue: Iterable[list[str]] = iter(batches)
-        for batch in queue:
-            pending.append(pool.submit(_probe_batch, batch, target_rate))
-            if len(pending) >= 2 * workers:  # bounded: memory stays flat in the file count
-                yield from pending.popleft().result()
-        while pending:
-            yield from pending.popleft().result()
+    job = partial(probe_file, target_rate=target_rate)
+    return ordered_map(job, paths, workers=workers, batch_size=batch_size)
