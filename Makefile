@@ -13,7 +13,7 @@ APT_PACKAGES := espeak-ng
 $(BIN)/deepfake-audio: pyproject.toml requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements.txt -e '.[dev,bench]'
+	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
 install: $(BIN)/deepfake-audio
@@ -34,6 +34,7 @@ lint: install
 	$(BIN)/ruff format --check src tests bench *.py
 
 bench: install
+	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/bench_decode.py
 
 clean:
