@@ -3,12 +3,21 @@
 A score is the probability that a window (or a file) is fake. Files are cut into the model's
 own windows (:func:`deepfake_audio.preprocess.sliding_windows`), windows are scored in
 batches, and the file score aggregates its windows (mean by default, max as an option).
+
+:func:`score_files` is the path for many files and many models: each file is decoded once
+(in worker processes, :mod:`deepfake_audio.windowing`), resampled once per distinct model
+rate and windowed once per distinct preprocessing; windows of many files are then batched
+together through each model in this process (torch uses every core for one batch, or the GPU).
+Several models fuse into an *ensemble*: the mean of their probabilities of fake, judged at the
+mean of their thresholds (so models that agree on a threshold keep it).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
@@ -16,8 +25,16 @@ from torch import nn
 
 from deepfake_audio.data.records import FAKE
 from deepfake_audio.preprocess import PreprocessConfig, sliding_windows
+from deepfake_audio.windowing import PreparedFile, prepare_files
+
+if TYPE_CHECKING:
+    from deepfake_audio.checkpoints import Detector
 
 Aggregation = Literal["mean", "max"]
+AGGREGATIONS = ("mean", "max")
+
+#: Name of the fused model (mean probability of fake of all models) in every report.
+ENSEMBLE = "ensemble"
 
 
 def fake_probability(logits: torch.Tensor) -> torch.Tensor:
@@ -66,3 +83,149 @@ def score_clip(
     windows, starts = sliding_windows(samples, preprocess, hop_seconds)
     scores = score_windows(model, windows, batch_size)
     return ClipScore(aggregate(scores, method), scores, starts)
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto`` -> the GPU when torch sees one, else the CPU; ``cuda`` without a GPU is an error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for but torch sees no GPU")
+    return torch.device(device)
+
+
+def model_names(detectors: Sequence[Detector]) -> list[str]:
+    """A distinct, readable name per model (its file stem; the folder too when stems clash).
+
+    Names head CSV columns, so two ``fake_or_real_classifier`` files from two runs must not
+    collide.
+    """
+    stems = [d.name for d in detectors]
+    names = []
+    for detector, stem in zip(detectors, stems, strict=True):
+        name = stem
+        if stems.count(stem) > 1 and detector.path is not None:
+            name = f"{detector.path.parent.name}/{stem}"
+        names.append(name)
+    seen: dict[str, int] = {}
+    unique = []
+    for name in names:  # still equal (same folder name twice): number them
+        seen[name] = seen.get(name, 0) + 1
+        unique.append(
+            name if seen[name] == 1 and names.count(name) == 1 else f"{name}#{seen[name]}"
+        )
+    if ENSEMBLE in unique:
+        unique[unique.index(ENSEMBLE)] = f"{ENSEMBLE}_model"
+    return unique
+
+
+def fuse(scores: Iterable[float]) -> float:
+    """The ensemble's probability of fake: the mean of its members'."""
+    values = list(scores)
+    return float(np.mean(values)) if values else float("nan")
+
+
+def ensemble_threshold(thresholds: Iterable[float]) -> float:
+    """The ensemble's threshold: the mean of its members' (their common one when they agree)."""
+    return fuse(thresholds)
+
+
+@dataclass
+class FileScores:
+    """Every model's score for one file, or why the file could not be scored."""
+
+    path: str
+    error: str | None = None
+    duration: float | None = None  # seconds
+    sample_rate: int | None = None  # the file's own rate
+    clips: dict[str, ClipScore] = field(default_factory=dict)  # model name -> scores
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def fused(self) -> float:
+        """Ensemble probability of fake (mean over models)."""
+        return fuse(c.score for c in self.clips.values())
+
+
+def score_files(
+    detectors: Sequence[Detector],
+    paths: Sequence[str | Path],
+    *,
+    names: Sequence[str] | None = None,
+    hop_seconds: float | None = None,
+    method: Aggregation = "mean",
+    batch_size: int = 64,
+    workers: int = 1,
+    progress: bool = False,
+    description: str = "scoring",
+) -> Iterator[FileScores]:
+    """Score every file with every model, yielding results in the order of ``paths``.
+
+    Each file is decoded once whatever the number of models (``workers`` > 1 decodes in that
+    many processes while this one runs the models; 1 decodes here). Windows from consecutive
+    files are pooled into batches of ``batch_size`` per model. Unreadable files are yielded
+    with ``error`` set.
+    """
+    if method not in AGGREGATIONS:
+        raise ValueError(f"unknown aggregation {method!r}; use mean or max")
+    if batch_size < 1:
+        raise ValueError(f"batch size must be at least 1, got {batch_size}")
+    names = list(names) if names is not None else model_names(detectors)
+    configs: list[PreprocessConfig] = []
+    config_of: list[int] = []  # detector index -> config index
+    for detector in detectors:
+        if detector.preprocess not in configs:
+            configs.append(detector.preprocess)
+        config_of.append(configs.index(detector.preprocess))
+    for detector in detectors:
+        detector.model.eval()
+
+    def flush(buffer: list[PreparedFile]) -> list[FileScores]:
+        good = [f for f in buffer if f.error is None]
+        per_file: list[dict[str, ClipScore]] = [{} for _ in good]
+        for detector, name, ci in zip(detectors, names, config_of, strict=True):
+            if not good:
+                break
+            counts = [len(f.windows[ci][0]) for f in good]
+            scores = score_windows(
+                detector.model, np.concatenate([f.windows[ci][0] for f in good]), batch_size
+            )
+            offsets = np.cumsum([0, *counts])
+            for k, f in enumerate(good):
+                own = scores[offsets[k] : offsets[k + 1]]
+                per_file[k][name] = ClipScore(aggregate(own, method), own, f.windows[ci][1])
+        scored = iter(per_file)
+        return [
+            FileScores(f.path, f.error)
+            if f.error
+            else FileScores(f.path, None, f.duration, f.sample_rate, next(scored))
+            for f in buffer
+        ]
+
+    prepared = prepare_files(paths, configs, hop_seconds=hop_seconds, workers=workers)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(paths), desc=description, unit="file")
+    buffer: list[PreparedFile] = []
+    pooled = 0
+    try:
+        for item in prepared:
+            buffer.append(item)
+            if item.error is None:
+                pooled += len(item.windows[0][0]) if configs else 0
+            if pooled >= batch_size or len(buffer) >= 4 * batch_size:
+                yield from flush(buffer)
+                if bar is not None:
+                    bar.update(len(buffer))
+                buffer, pooled = [], 0
+        if buffer:
+            yield from flush(buffer)
+            if bar is not None:
+                bar.update(len(buffer))
+    finally:
+        if bar is not None:
+            bar.close()

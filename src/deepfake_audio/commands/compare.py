@@ -1,0 +1,87 @@
+"""``deepfake-audio compare``: every model of a run over a folder (the original test_all_models)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import datetime
+
+from deepfake_audio.commands.scoring_args import add_scoring_options, load_detectors, scoring_kwargs
+from deepfake_audio.compare import (
+    audio_files,
+    compare_models,
+    find_checkpoints,
+    format_report,
+    newest_run,
+    write_comparison,
+)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "compare",
+        help="run every checkpoint of a training run (and their ensemble) over a folder",
+        description="Score every audio file under --audio-dir with every epoch checkpoint and "
+        "the final model of a run folder, plus their ensemble (mean probability of fake). "
+        "Writes OUT/model_comparison_<time>.csv (one row per readable file), "
+        "model_summary_<time>.csv, disagreements_<time>.csv and unreadable_<time>.csv. "
+        "Accuracy and EER are reported when fake/real folders give labels.",
+    )
+    parser.add_argument(
+        "--audio-dir", "--audio_dir", dest="audio_dir", required=True, help="folder of audio"
+    )
+    parser.add_argument(
+        "--output-dir",
+        "--output_dir",
+        dest="output_dir",
+        default="comparison",
+        help="where the CSVs go (default ./comparison)",
+    )
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
+        "--models-dir",
+        "--models_dir",
+        dest="models_dir",
+        help="run folder whose checkpoints to compare (default: the newest under --runs-dir)",
+    )
+    source.add_argument(
+        "--model",
+        action="append",
+        dest="models",
+        metavar="CKPT",
+        help="a checkpoint to compare (repeat for several) instead of a run folder",
+    )
+    parser.add_argument(
+        "--runs-dir", default="runs", help="where to look for the newest run (default ./runs)"
+    )
+    parser.add_argument(
+        "--top", type=int, default=20, help="contested files to print (all are in the CSV)"
+    )
+    add_scoring_options(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.models:
+        checkpoints, skipped = list(args.models), []
+    else:
+        models_dir = args.models_dir or newest_run(args.runs_dir)
+        checkpoints, skipped = find_checkpoints(models_dir)
+        print(f"models from {models_dir}")
+    for path, reason in skipped:
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+    files = audio_files(args.audio_dir)
+    print(f"{len(checkpoints)} model(s), {len(files)} audio file(s) under {args.audio_dir}")
+    detectors = load_detectors([str(p) for p in checkpoints], args.device)
+    stamp = datetime.now().strftime("%Y%m%d_%H%M%S")
+    began = time.perf_counter()
+    comparison = compare_models(detectors, files, **scoring_kwargs(args))
+    elapsed = time.perf_counter() - began
+    print(format_report(comparison, top=args.top))
+    written = write_comparison(comparison, args.output_dir, stamp)
+    rate = len(files) / elapsed if elapsed > 0 else float("inf")
+    print(f"\n{len(files)} files in {elapsed:.1f} s ({rate:.1f} files/s)")
+    for kind, path in written.items():
+        print(f"{kind:>13}: {path}")
+    return 0

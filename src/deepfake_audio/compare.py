@@ -1,0 +1,431 @@
+"""Every model of a run over a folder of audio: per-file CSV, per-model summary, disagreements.
+
+The original ``test_all_models.py`` as a library: :func:`find_checkpoints` picks the epoch
+checkpoints and the final model of a run folder, :func:`compare_models` scores every file
+with every model through :func:`deepfake_audio.scoring.score_files` (each file decoded once)
+and adds the ensemble, and :func:`write_comparison` writes the timestamped CSVs. Nothing here
+prints; :func:`format_report` returns the text the CLI shows.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from deepfake_audio import metrics
+from deepfake_audio.checkpoints import CheckpointError, Detector, read_metadata
+from deepfake_audio.data.layouts import iter_audio_files
+from deepfake_audio.data.records import FAKE, LABEL_ALIASES, LABEL_NAMES
+from deepfake_audio.fileio import atomic_output
+from deepfake_audio.scoring import (
+    ENSEMBLE,
+    Aggregation,
+    ensemble_threshold,
+    model_names,
+    score_files,
+)
+
+#: Name training gives the final model of a run.
+FINAL_MODEL = "fake_or_real_classifier"
+_EPOCH = re.compile(r"epoch_(\d+)", re.IGNORECASE)
+_RUN_STAMP = re.compile(r"^\d{8}_\d{6}")
+
+
+def newest_run(runs_dir: str | os.PathLike[str] = "runs") -> Path:
+    """The newest run folder under ``runs_dir`` that holds checkpoints.
+
+    Run folders are named ``YYYYmmdd_HHMMSS``; those sort by name. Other names fall back to
+    their modification time.
+    """
+    root = Path(runs_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"no runs folder {root} (give --models_dir)")
+    candidates = [d for d in root.iterdir() if d.is_dir() and any(d.glob("*.safetensors"))]
+    if not candidates:
+        raise FileNotFoundError(f"no run folder with .safetensors checkpoints under {root}")
+
+    def when(folder: Path) -> float:
+        match = _RUN_STAMP.match(folder.name)
+        if match:
+            return datetime.strptime(match.group(0), "%Y%m%d_%H%M%S").timestamp()
+        return folder.stat().st_mtime
+
+    return max(candidates, key=lambda d: (when(d), d.name))
+
+
+def find_checkpoints(models_dir: str | os.PathLike[str]) -> tuple[list[Path], list[tuple]]:
+    """Checkpoints at the top of ``models_dir``: epochs in order, then others, the final last.
+
+    Returns ``(checkpoints, skipped)`` where ``skipped`` lists ``(path, reason)`` for
+    ``.safetensors`` files that are not deepfake-audio checkpoints.
+    """
+    folder = Path(models_dir)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"models folder {folder} does not exist")
+    found, skipped = [], []
+    for path in sorted(folder.glob("*.safetensors")):
+        try:
+            read_metadata(path)
+        except CheckpointError as exc:
+            skipped.append((str(path), str(exc)))
+            continue
+        found.append(path)
+
+    def order(path: Path) -> tuple[int, int, str]:
+        match = _EPOCH.search(path.stem)
+        if path.stem == FINAL_MODEL:
+            return (2, 0, path.name)
+        if match:
+            return (0, int(match.group(1)), path.name)
+        return (1, 0, path.name)
+
+    found.sort(key=order)
+    if not found:
+        raise FileNotFoundError(f"no deepfake-audio checkpoints (*.safetensors) in {folder}")
+    return found, skipped
+
+
+def label_from_path(path: str | os.PathLike[str]) -> int | None:
+    """FAKE/REAL when a folder above the file is named fake/real (spoof, bonafide...)."""
+    parts = Path(path).parts
+    for part in reversed(parts[:-1]):
+        if part.lower() in LABEL_ALIASES:
+            return LABEL_ALIASES[part.lower()]
+    return None
+
+
+@dataclass
+class ModelSummary:
+    """How one model (or the ensemble) judged the folder."""
+
+    name: str
+    threshold: float
+    files: int
+    called_fake: int
+    called_real: int
+    mean_p_fake: float
+    mean_confidence: float  # probability of the class it chose, averaged
+    labelled: int = 0
+    accuracy: float = math.nan
+    balanced_accuracy: float = math.nan
+    eer: float = math.nan
+    eer_threshold: float = math.nan
+    roc_auc: float = math.nan
+    path: str = ""
+
+
+@dataclass
+class FileRow:
+    path: str
+    label: int | None
+    duration: float
+    windows: dict[str, int]  # model name -> number of windows
+    p_fake: dict[str, float]  # model name (and ensemble) -> probability of fake
+
+
+@dataclass
+class Disagreement:
+    path: str
+    label: int | None
+    fake_votes: int
+    real_votes: int
+    spread: float  # max - min probability of fake over the models
+    ensemble_p_fake: float
+    fake_models: list[str]
+
+
+@dataclass
+class Comparison:
+    """Everything a comparison found; ``models`` includes the ensemble when there are >= 2."""
+
+    models: list[str]
+    thresholds: dict[str, float]
+    rows: list[FileRow]
+    summaries: list[ModelSummary]
+    disagreements: list[Disagreement]
+    unreadable: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    individual: list[str] = field(default_factory=list)  # models without the ensemble
+
+
+def _summary(
+    name: str, threshold: float, scores: np.ndarray, labels: list[int | None], path: str
+) -> ModelSummary:
+    called_fake = metrics.predict(scores, threshold) == FAKE
+    confidence = np.where(called_fake, scores, 1.0 - scores)
+    summary = ModelSummary(
+        name=name,
+        threshold=threshold,
+        files=int(scores.size),
+        called_fake=int(called_fake.sum()),
+        called_real=int((~called_fake).sum()),
+        mean_p_fake=float(scores.mean()) if scores.size else math.nan,
+        mean_confidence=float(confidence.mean()) if scores.size else math.nan,
+        path=path,
+    )
+    known = [i for i, label in enumerate(labels) if label is not None]
+    if known:
+        stats = metrics.summarize(np.asarray([labels[i] for i in known]), scores[known], threshold)
+        summary.labelled = len(known)
+        for key in ("accuracy", "balanced_accuracy", "eer", "eer_threshold", "roc_auc"):
+            setattr(summary, key, stats[key])
+    return summary
+
+
+def compare_models(
+    detectors: Sequence[Detector],
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    threshold: float | None = None,
+    hop_seconds: float | None = None,
+    method: Aggregation = "mean",
+    batch_size: int = 64,
+    workers: int = 1,
+    progress: bool = False,
+) -> Comparison:
+    """Score ``paths`` with every detector (plus the ensemble when there are several).
+
+    ``threshold`` overrides every model's stored threshold (and the ensemble's).
+    """
+    names = model_names(detectors)
+    thresholds = {
+        n: (d.threshold if threshold is None else threshold)
+        for n, d in zip(names, detectors, strict=True)
+    }
+    use_ensemble = len(detectors) > 1
+    if use_ensemble:
+        thresholds[ENSEMBLE] = (
+            ensemble_threshold(thresholds[n] for n in names) if threshold is None else threshold
+        )
+    rows: list[FileRow] = []
+    unreadable: list[tuple[str, str]] = []
+    for result in score_files(
+        detectors,
+        [str(p) for p in paths],
+        names=names,
+        hop_seconds=hop_seconds,
+        method=method,
+        batch_size=batch_size,
+        workers=workers,
+        progress=progress,
+        description="comparing models",
+    ):
+        if result.error is not None:
+            unreadable.append((result.path, result.error))
+            continue
+        p_fake = {n: result.clips[n].score for n in names}
+        if use_ensemble:
+            p_fake[ENSEMBLE] = result.fused()
+        rows.append(
+            FileRow(
+                path=result.path,
+                label=label_from_path(result.path),
+                duration=float(result.duration or 0.0),
+                windows={n: len(result.clips[n].window_scores) for n in names},
+                p_fake=p_fake,
+            )
+        )
+    models = [*names, ENSEMBLE] if use_ensemble else list(names)
+    labels = [r.label for r in rows]
+    summaries = [
+        _summary(
+            name,
+            thresholds[name],
+            np.asarray([r.p_fake[name] for r in rows], dtype=np.float64),
+            labels,
+            str(detectors[names.index(name)].path or "") if name in names else "",
+        )
+        for name in models
+    ]
+    return Comparison(
+        models=models,
+        thresholds=thresholds,
+        rows=rows,
+        summaries=summaries,
+        disagreements=find_disagreements(rows, names, thresholds),
+        unreadable=unreadable,
+        individual=list(names),
+    )
+
+
+def find_disagreements(
+    rows: Sequence[FileRow], names: Sequence[str], thresholds: dict[str, float]
+) -> list[Disagreement]:
+    """Files the individual models do not agree on, most contested first.
+
+    Most contested = the vote closest to an even split, then the widest spread of scores.
+    """
+    out = []
+    for row in rows:
+        fake_models = [n for n in names if row.p_fake[n] >= thresholds[n]]
+        if 0 < len(fake_models) < len(names):
+            values = [row.p_fake[n] for n in names]
+            out.append(
+                Disagreement(
+                    path=row.path,
+                    label=row.label,
+                    fake_votes=len(fake_models),
+                    real_votes=len(names) - len(fake_models),
+                    spread=float(max(values) - min(values)),
+                    ensemble_p_fake=float(np.mean(values)),
+                    fake_models=fake_models,
+                )
+            )
+    out.sort(key=lambda d: (abs(d.fake_votes - d.real_votes), -d.spread, d.path))
+    return out
+
+
+def _label_name(label: int | None) -> str:
+    return LABEL_NAMES[label] if label is not None else ""
+
+
+def _prediction(p_fake: float, threshold: float) -> str:
+    return "fake" if p_fake >= threshold else "real"
+
+
+def _fmt(value: float) -> str:
+    return (
+        "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.6f}"
+    )
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list]) -> Path:
+    with atomic_output(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def write_comparison(
+    comparison: Comparison, output_dir: str | os.PathLike[str], stamp: str | None = None
+) -> dict[str, Path]:
+    """Write the four CSVs (files, summary, disagreements, unreadable) with one timestamp.
+
+    Returns ``{"files": ..., "summary": ..., "disagreements": ..., "unreadable": ...}``.
+    """
+    out = Path(output_dir)
+    stamp = stamp or datetime.now().strftime("%Y%m%d_%H%M%S")
+    names = comparison.individual
+    same_windows = all(
+        len({r.windows[n] for n in names}) == 1 for r in comparison.rows
+    )  # one column when every model cuts the same windows
+    header = ["path", "label", "duration_s"]
+    header += ["windows"] if same_windows else [f"{n}_windows" for n in names]
+    for name in comparison.models:
+        header += [f"{name}_prediction", f"{name}_p_fake"]
+    file_rows = []
+    for row in comparison.rows:
+        line = [row.path, _label_name(row.label), f"{row.duration:.3f}"]
+        line += [row.windows[names[0]]] if same_windows else [row.windows[n] for n in names]
+        for name in comparison.models:
+            p = row.p_fake[name]
+            line += [_prediction(p, comparison.thresholds[name]), f"{p:.6f}"]
+        file_rows.append(line)
+    summary_header = [
+        "model", "threshold", "files", "called_fake", "called_real", "mean_p_fake",
+        "mean_confidence", "labelled", "accuracy", "balanced_accuracy", "eer", "eer_threshold",
+        "roc_auc", "checkpoint",
+    ]  # fmt: skip
+    summary_rows = [
+        [
+            s.name,
+            f"{s.threshold:.6f}",
+            s.files,
+            s.called_fake,
+            s.called_real,
+            _fmt(s.mean_p_fake),
+            _fmt(s.mean_confidence),
+            s.labelled,
+            _fmt(s.accuracy),
+            _fmt(s.balanced_accuracy),
+            _fmt(s.eer),
+            _fmt(s.eer_threshold),
+            _fmt(s.roc_auc),
+            s.path,
+        ]
+        for s in comparison.summaries
+    ]
+    disagreement_rows = [
+        [
+            d.path,
+            _label_name(d.label),
+            d.fake_votes,
+            d.real_votes,
+            f"{d.spread:.6f}",
+            f"{d.ensemble_p_fake:.6f}",
+            ";".join(d.fake_models),
+        ]
+        for d in comparison.disagreements
+    ]
+    return {
+        "files": _write_csv(out / f"model_comparison_{stamp}.csv", header, file_rows),
+        "summary": _write_csv(out / f"model_summary_{stamp}.csv", summary_header, summary_rows),
+        "disagreements": _write_csv(
+            out / f"disagreements_{stamp}.csv",
+            ["path", "label", "fake_votes", "real_votes", "spread", "mean_p_fake", "fake_models"],
+            disagreement_rows,
+        ),
+        "unreadable": _write_csv(
+            out / f"unreadable_{stamp}.csv",
+            ["path", "reason"],
+            [list(u) for u in comparison.unreadable],
+        ),
+    }
+
+
+def audio_files(audio_dir: str | os.PathLike[str]) -> list[Path]:
+    """Every supported audio file under ``audio_dir`` (subfolders included), sorted."""
+    root = Path(audio_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"audio folder {root} does not exist")
+    return list(iter_audio_files(root))
+
+
+def format_report(comparison: Comparison, top: int = 20) -> str:
+    """The per-model summary, the most contested files and the unreadable files, as text."""
+
+    def pct(value: float) -> str:
+        return "    -" if math.isnan(value) else f"{100 * value:5.1f}"
+
+    width = max([len(n) for n in comparison.models] + [5])
+    lines = [
+        f"{'model':<{width}}  thresh   files   fake   real  mean_p  conf   acc%  bacc%  eer%   auc",
+    ]
+    for s in comparison.summaries:
+        auc = "    -" if math.isnan(s.roc_auc) else f"{s.roc_auc:.3f}"
+        lines.append(
+            f"{s.name:<{width}}  {s.threshold:.4f} {s.files:6d} {s.called_fake:6d} "
+            f"{s.called_real:6d}  {s.mean_p_fake:.3f}  {s.mean_confidence:.3f} {pct(s.accuracy)} "
+            f"{pct(s.balanced_accuracy)} {pct(s.eer)} {auc}"
+        )
+    labelled = comparison.summaries[0].labelled if comparison.summaries else 0
+    total = len(comparison.rows)
+    lines.append(
+        f"{total} files scored, {labelled} with a label from their folder"
+        + ("" if labelled else " (no fake/real folder: accuracy and EER not computed)")
+    )
+    if len(comparison.individual) > 1:
+        lines.append("")
+        count = len(comparison.disagreements)
+        lines.append(f"models disagree on {count} file(s); most contested first:")
+        for d in comparison.disagreements[:top]:
+            label = f" [{_label_name(d.label)}]" if d.label is not None else ""
+            lines.append(
+                f"  {d.fake_votes} fake / {d.real_votes} real  spread {d.spread:.3f}  "
+                f"mean {d.ensemble_p_fake:.3f}  {d.path}{label}"
+            )
+        if count > top:
+            lines.append(f"  ... and {count - top} more (see the disagreements CSV)")
+    if comparison.unreadable:
+        lines.append("")
+        lines.append(f"{len(comparison.unreadable)} unreadable file(s):")
+        lines += [f"  {path}: {reason}" for path, reason in comparison.unreadable]
+    return "\n".join(lines)

@@ -1,0 +1,176 @@
+"""Verdicts on files: FAKE or REAL, the probability of fake, and the threshold that decided.
+
+With several models the verdict is the ensemble's (mean probability of fake at the mean of
+their thresholds, see :mod:`deepfake_audio.scoring`); each model's own score stays in the
+JSON. The default threshold is the one stored in each model (its validation EER threshold);
+``threshold`` overrides it for every model and the ensemble.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from deepfake_audio.checkpoints import Detector
+from deepfake_audio.data.layouts import iter_audio_files
+from deepfake_audio.scoring import (
+    ENSEMBLE,
+    Aggregation,
+    ensemble_threshold,
+    model_names,
+    score_files,
+)
+
+
+@dataclass
+class ModelVerdict:
+    """One model's judgement of a file, with the windows behind it."""
+
+    p_fake: float
+    threshold: float
+    windows: list[dict[str, float]]  # [{"start": s, "end": s, "p_fake": p}]
+
+    @property
+    def verdict(self) -> str:
+        return "FAKE" if self.p_fake >= self.threshold else "REAL"
+
+
+@dataclass
+class Prediction:
+    """The verdict on one file (``error`` set, and no verdict, when it could not be read)."""
+
+    path: str
+    error: str | None = None
+    duration: float | None = None
+    p_fake: float | None = None
+    threshold: float | None = None
+    model: str | None = None  # the model (or "ensemble") whose verdict this is
+    models: dict[str, ModelVerdict] = field(default_factory=dict)
+
+    @property
+    def verdict(self) -> str:
+        if self.p_fake is None or self.threshold is None:
+            return "ERROR"
+        return "FAKE" if self.p_fake >= self.threshold else "REAL"
+
+    def to_dict(self, windows: bool = True) -> dict:
+        """JSON-ready; per-window scores (with times in seconds) when ``windows``."""
+        out: dict = {"path": self.path, "verdict": self.verdict}
+        if self.error is not None:
+            out["error"] = self.error
+            return out
+        out |= {
+            "p_fake": self.p_fake,
+            "threshold": self.threshold,
+            "model": self.model,
+            "duration": self.duration,
+            "models": {
+                name: {
+                    "verdict": v.verdict,
+                    "p_fake": v.p_fake,
+                    "threshold": v.threshold,
+                    **({"windows": v.windows} if windows else {}),
+                }
+                for name, v in self.models.items()
+            },
+        }
+        return out
+
+
+def expand_paths(paths: Sequence[str | os.PathLike[str]]) -> tuple[list[str], list[tuple]]:
+    """Files as given and the audio files under folders; ``(files, missing)``.
+
+    A path that does not exist goes to ``missing`` as ``(path, reason)`` rather than stopping
+    the others. A file named explicitly is tried whatever its extension.
+    """
+    files: list[str] = []
+    missing: list[tuple[str, str]] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files += [str(p) for p in iter_audio_files(path)]
+        elif path.is_file():
+            files.append(str(path))
+        else:
+            missing.append((str(path), "no such file or folder"))
+    return files, missing
+
+
+def predict_files(
+    detectors: Sequence[Detector],
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    threshold: float | None = None,
+    hop_seconds: float | None = None,
+    method: Aggregation = "mean",
+    batch_size: int = 64,
+    workers: int = 1,
+    progress: bool = False,
+) -> list[Prediction]:
+    """A :class:`Prediction` per file (folders expanded), in order; bad files carry ``error``."""
+    if not detectors:
+        raise ValueError("no model given")
+    files, missing = expand_paths(paths)
+    names = model_names(detectors)
+    thresholds = {
+        n: d.threshold if threshold is None else threshold
+        for n, d in zip(names, detectors, strict=True)
+    }
+    windows_seconds = {
+        n: d.preprocess.window_seconds for n, d in zip(names, detectors, strict=True)
+    }
+    fused_threshold = ensemble_threshold(thresholds.values()) if threshold is None else threshold
+    out = [Prediction(path=p, error=reason) for p, reason in missing]
+    for result in score_files(
+        detectors,
+        files,
+        names=names,
+        hop_seconds=hop_seconds,
+        method=method,
+        batch_size=batch_size,
+        workers=workers,
+        progress=progress,
+        description="predicting",
+    ):
+        if result.error is not None:
+            out.append(Prediction(path=result.path, error=result.error))
+            continue
+        duration = float(result.duration or 0.0)
+        verdicts = {}
+        for name, clip in result.clips.items():
+            windows = [
+                {
+                    "start": round(float(start), 4),
+                    "end": round(min(float(start) + windows_seconds[name], duration), 4),
+                    "p_fake": float(score),
+                }
+                for start, score in zip(clip.window_starts, clip.window_scores, strict=True)
+            ]
+            verdicts[name] = ModelVerdict(clip.score, thresholds[name], windows)
+        if len(names) == 1:
+            p_fake, used, model = verdicts[names[0]].p_fake, thresholds[names[0]], names[0]
+        else:
+            p_fake, used, model = result.fused(), fused_threshold, ENSEMBLE
+        out.append(
+            Prediction(
+                path=result.path,
+                duration=duration,
+                p_fake=p_fake,
+                threshold=used,
+                model=model,
+                models=verdicts,
+            )
+        )
+    return out
+
+
+def format_line(prediction: Prediction) -> str:
+    """``FAKE  0.9731  (threshold 0.4120)  path`` (the reason instead for a bad file)."""
+    if prediction.error is not None:
+        return f"ERROR  {prediction.path}: {prediction.error}"
+    return (
+        f"{prediction.verdict}  {prediction.p_fake:.4f}  "
+        f"(threshold {prediction.threshold:.4f})  {prediction.path}"
+    )
