@@ -26,12 +26,12 @@ system-deps:
 	fi
 
 test: install system-deps
-	$(BIN)/ruff check src tests bench *.py
+	$(BIN)/ruff check .
 	$(BIN)/pytest -q
 
 lint: install
-	$(BIN)/ruff check src tests bench *.py
-	$(BIN)/ruff format --check src tests bench *.py
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 bench: install
 	$(BIN)/pip install --quiet -e '.[bench]'
