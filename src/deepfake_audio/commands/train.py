@@ -1,0 +1,135 @@
+"""``deepfake-audio train``: train a detector into a run folder (``train_new_dataset.py`` too).
+
+Option values come from, in increasing priority: :class:`~deepfake_audio.train.TrainConfig`
+defaults, ``--config FILE`` (JSON or TOML, the same keys as ``config.json`` in a run folder),
+then flags given on the command line. Only flags actually given override the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Any
+
+from deepfake_audio.commands.data_args import add_data_options
+from deepfake_audio.models import model_names
+
+DESCRIPTION = (
+    "Train a fake/real speech detector. Writes a run folder (default ./runs/YYYYmmdd_HHMMSS) "
+    "with config.json, train.log, history.csv, accuracy.png, loss.png, data_report.json, "
+    "manifest.jsonl, unreadable.csv, a checkpoint per epoch "
+    "(model_epoch_01_valacc_0.7240.safetensors) and fake_or_real_classifier.safetensors "
+    "(the epoch with the lowest validation EER). Multi-GPU/multi-node: --devices N "
+    "--strategy ddp [--num-nodes M]."
+)
+
+
+def add_train_options(parser: argparse.ArgumentParser) -> None:
+    """Every training option; defaults are left out so only given flags override a config."""
+    parser.add_argument(
+        "--data-root", help="dataset folder, or a CSV/JSONL manifest (default ./dataset_root)"
+    )
+    parser.add_argument("--output-dir", help="run folder (default ./runs/YYYYmmdd_HHMMSS)")
+    parser.add_argument("--config", metavar="FILE", help="JSON or TOML file of options")
+    parser.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue an interrupted run from its last completed epoch (its config.json "
+        "is used; --epochs and hardware options may change)",
+    )
+    group = parser.add_argument_group("model and optimization")
+    group.add_argument("--model", choices=model_names(), help="architecture (default seed_cnn)")
+    group.add_argument("--epochs", type=int, help="epochs to train (default 10)")
+    group.add_argument("--batch-size", type=int, help="clips per batch and device (default 32)")
+    group.add_argument("--lr", type=float, help="Adam learning rate (default 0.001)")
+    group.add_argument("--weight-decay", type=float, help="Adam weight decay (default 0)")
+    group = parser.add_argument_group("preprocessing (stored in every checkpoint)")
+    group.add_argument("--sample-rate", type=int, help="Hz (default 16000)")
+    group.add_argument("--window-seconds", type=float, help="model window (default 2.0)")
+    group.add_argument(
+        "--normalization", choices=("peak", "rms", "none"), help="per window (default peak)"
+    )
+    group = parser.add_argument_group("hardware")
+    group.add_argument(
+        "--num-workers", type=int, help="DataLoader worker processes (default: all cores)"
+    )
+    group.add_argument(
+        "--accelerator", help="cpu, gpu, mps or auto (default auto: the GPU when there is one)"
+    )
+    group.add_argument("--devices", help="devices per node: a count, a list, or auto")
+    group.add_argument("--num-nodes", type=int, help="machines taking part (default 1)")
+    group.add_argument(
+        "--strategy", help="auto, ddp, ddp_spawn, ... (default auto; use ddp for several GPUs)"
+    )
+    group.add_argument("--precision", help="32-true (default), 16-mixed, bf16-mixed, ...")
+    group.add_argument(
+        "--no-progress", dest="progress", action="store_false", help="hide progress bars"
+    )
+    add_data_options(parser)
+
+
+def _without_defaults(parser: argparse.ArgumentParser) -> None:
+    for action in parser._actions:
+        if action.dest != "help":
+            action.default = argparse.SUPPRESS
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train", help="train a detector into a run folder", description=DESCRIPTION
+    )
+    add_train_options(parser)
+    _without_defaults(parser)
+    parser.set_defaults(func=run)
+
+
+def given_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The config values set by flags on the command line (not the command's own)."""
+    values = dict(vars(args))
+    for key in ("func", "command", "config", "resume"):
+        values.pop(key, None)
+    return values
+
+
+def _console_logging() -> None:
+    logger = logging.getLogger("deepfake_audio")
+    if not any(getattr(h, "_deepfake_console", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler._deepfake_console = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
+def run(args: argparse.Namespace) -> int:
+    from deepfake_audio.train import (  # torch and lightning load only when training
+        TrainConfig,
+        _env_rank,
+        load_config_file,
+        resume_config,
+        train,
+    )
+
+    flags = given_options(args)
+    resume = getattr(args, "resume", None)
+    if resume:
+        config = resume_config(resume, flags)
+    else:
+        values = load_config_file(args.config) if getattr(args, "config", None) else {}
+        source = getattr(args, "config", None) or "command line"
+        config = TrainConfig.from_dict({**values, **flags}, source=source)
+    if _env_rank() == 0:
+        _console_logging()
+    result = train(config, resume=bool(resume))
+    if result.is_global_zero:
+        best = result.history[result.best_epoch - 1] if result.best_epoch else {}
+        print(
+            f"run folder: {result.run_dir}\n"
+            f"final model: {result.final_model} (epoch {result.best_epoch}: validation "
+            f"accuracy {best.get('val_accuracy', float('nan')):.4f}, "
+            f"EER {best.get('val_eer', float('nan')):.4f})"
+        )
+        if result.unreadable:
+            print(f"{len(result.unreadable)} file(s) left out: see {result.run_dir}/unreadable.csv")
+    return 0
