@@ -1,0 +1,205 @@
+"""test_all_models.py / ``deepfake-audio compare``: every checkpoint of a run over a folder."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deepfake_audio import metrics
+from deepfake_audio.audio import write_audio
+from deepfake_audio.cli import main
+from deepfake_audio.compare import find_checkpoints, label_from_path, newest_run
+from deepfake_audio.data.records import FAKE, REAL
+from tests.detectors import (
+    fake_signal,
+    real_signal,
+    shared_trained_checkpoint,
+    untrained_checkpoint,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+MODELS = ("model_epoch_01_valacc_0.5000", "model_epoch_02_valacc_0.6000", "fake_or_real_classifier")
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 3-epoch run folder as training writes it (the final model is a trained one)."""
+    runs = tmp_path_factory.mktemp("runs")
+    run = runs / "20260102_030405"
+    run.mkdir()
+    untrained_checkpoint(run / f"{MODELS[0]}.safetensors", seed=1)
+    untrained_checkpoint(run / f"{MODELS[1]}.safetensors", seed=2, threshold=0.45)
+    shutil.copy(shared_trained_checkpoint(), run / f"{MODELS[2]}.safetensors")
+    (run / "config.json").write_text("{}")
+    (run / "not_a_checkpoint.safetensors").write_bytes(b"junk")
+    older = runs / "20250101_000000"
+    older.mkdir()
+    untrained_checkpoint(older / "fake_or_real_classifier.safetensors")
+    return run
+
+
+@pytest.fixture(scope="module")
+def audio_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Labelled clips in mixed formats and subfolders, a broken and an empty file, a 60 s call."""
+    root = tmp_path_factory.mktemp("compare_audio")
+    for i, ext in enumerate(("wav", "flac", "mp3", "ogg", "m4a", "wav")):
+        sub = "nested/" if i == 5 else ""
+        write_audio(root / "fake" / f"{sub}f{i}.{ext}", fake_signal(0.5 + 0.3 * i, seed=i), 16000)
+        write_audio(root / "real" / f"{sub}r{i}.{ext}", real_signal(0.5 + 0.3 * i, seed=i), 22050)
+    write_audio(root / "real" / "call_60s.wav", real_signal(60.0, seed=50), 16000)
+    write_audio(root / "unlabelled.flac", fake_signal(1.0, seed=77), 16000)
+    (root / "fake" / "broken.mp3").write_bytes(b"ID3\x03\x00\x00\x00garbage" * 4)
+    (root / "real" / "zero.wav").write_bytes(b"")
+    (root / "notes.txt").write_text("not audio")
+    return root
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def only(folder: Path, pattern: str) -> Path:
+    (found,) = sorted(folder.glob(pattern))
+    return found
+
+
+def test_original_command_over_a_three_epoch_run(run_dir: Path, audio_dir: Path, tmp_path: Path):
+    """The done criterion: the original command, run as a script, writes every report."""
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    completed = subprocess.run(
+        [sys.executable, str(REPO / "test_all_models.py"), "--audio_dir", str(audio_dir),
+         "--output_dir", str(out), "--models_dir", str(run_dir), "--no-progress"],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    printed = completed.stdout
+    assert "not_a_checkpoint.safetensors" in completed.stderr  # skipped, with its reason
+
+    rows = read_csv(only(out, "model_comparison_*.csv"))
+    readable = 6 + 6 + 1 + 1  # fake, real, the 60 s call, the unlabelled file
+    assert len(rows) == readable
+    assert len({r["path"] for r in rows}) == readable
+    header = list(rows[0])
+    for name in (*MODELS, "ensemble"):
+        assert f"{name}_p_fake" in header and f"{name}_prediction" in header
+    assert header[:4] == ["path", "label", "duration_s", "windows"]
+    call = next(r for r in rows if r["path"].endswith("call_60s.wav"))
+    assert int(call["windows"]) == 240  # 60 s in 0.25 s windows
+    assert call["label"] == "real"
+    assert next(r for r in rows if r["path"].endswith("unlabelled.flac"))["label"] == ""
+    for row in rows:
+        members = [float(row[f"{n}_p_fake"]) for n in MODELS]
+        assert float(row["ensemble_p_fake"]) == pytest.approx(np.mean(members), abs=2e-6)
+
+    # The per-model summary, recomputed independently from the per-file CSV.
+    summary = {s["model"]: s for s in read_csv(only(out, "model_summary_*.csv"))}
+    assert list(summary) == [*MODELS, "ensemble"]
+    labelled = [r for r in rows if r["label"]]
+    truth = np.array([FAKE if r["label"] == "fake" else REAL for r in labelled])
+    for name, expected_threshold in zip(MODELS, (0.5, 0.45, 0.5), strict=True):
+        s = summary[name]
+        assert float(s["threshold"]) == pytest.approx(expected_threshold)
+        p = np.array([float(r[f"{name}_p_fake"]) for r in rows])
+        assert int(s["files"]) == readable
+        assert int(s["called_fake"]) == int(np.sum(p >= expected_threshold))
+        assert int(s["called_real"]) == int(np.sum(p < expected_threshold))
+        assert all(
+            (r[f"{name}_prediction"] == "fake")
+            == (float(r[f"{name}_p_fake"]) >= expected_threshold)
+            for r in rows
+        )
+        assert float(s["mean_p_fake"]) == pytest.approx(p.mean(), abs=1e-5)
+        confidence = np.where(p >= expected_threshold, p, 1 - p)
+        assert float(s["mean_confidence"]) == pytest.approx(confidence.mean(), abs=1e-5)
+        pl = np.array([float(r[f"{name}_p_fake"]) for r in labelled])
+        called = np.where(pl >= expected_threshold, FAKE, REAL)
+        assert float(s["accuracy"]) == pytest.approx(np.mean(called == truth), abs=1e-6)
+        assert int(s["labelled"]) == len(labelled)
+    assert float(summary["ensemble"]["threshold"]) == pytest.approx(np.mean([0.5, 0.45, 0.5]))
+    assert float(summary["fake_or_real_classifier"]["accuracy"]) > 0.8  # the trained one
+    assert float(summary["fake_or_real_classifier"]["eer"]) < 0.2
+
+    # Disagreements: exactly the files where the models' calls differ, most contested first.
+    disagreements = read_csv(only(out, "disagreements_*.csv"))
+    expected = {r["path"] for r in rows if len({r[f"{n}_prediction"] for n in MODELS}) > 1}
+    assert {d["path"] for d in disagreements} == expected
+    balance = [abs(int(d["fake_votes"]) - int(d["real_votes"])) for d in disagreements]
+    assert balance == sorted(balance)
+    if disagreements:
+        assert "most contested first" in printed
+
+    unreadable = {
+        Path(u["path"]).name: u["reason"] for u in read_csv(only(out, "unreadable_*.csv"))
+    }
+    assert set(unreadable) == {"broken.mp3", "zero.wav"}
+    assert "empty" in unreadable["zero.wav"]
+    assert unreadable["broken.mp3"]
+    assert "2 unreadable file(s)" in printed and "zero.wav" in printed
+    assert "ensemble" in printed
+    stamp = only(out, "model_comparison_*.csv").stem.removeprefix("model_comparison_")
+    assert len(stamp) == 15 and stamp[8] == "_"
+    assert (out / f"model_summary_{stamp}.csv").exists()
+
+
+def test_threshold_overrides_every_model(run_dir, audio_dir, tmp_path, capsys) -> None:
+    out = tmp_path / "out"
+    code = main(
+        ["compare", "--audio-dir", str(audio_dir / "fake"), "--output-dir", str(out),
+         "--models-dir", str(run_dir), "--threshold", "0", "--no-progress", "--workers", "1"]
+    )  # fmt: skip
+    assert code == 0
+    rows = read_csv(only(out, "model_comparison_*.csv"))
+    assert len(rows) == 6
+    for name in (*MODELS, "ensemble"):
+        assert {r[f"{name}_prediction"] for r in rows} == {"fake"}
+    summary = read_csv(only(out, "model_summary_*.csv"))
+    assert {float(s["threshold"]) for s in summary} == {0.0}
+    assert {float(s["accuracy"]) for s in summary} == {1.0}  # every file is a fake
+    assert "broken.mp3" in capsys.readouterr().out
+
+
+def test_default_models_dir_is_the_newest_run(run_dir: Path, audio_dir, tmp_path, monkeypatch):
+    assert newest_run(run_dir.parent) == run_dir
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(run_dir.parent, tmp_path / "runs")
+    code = main(
+        ["compare", "--audio-dir", str(audio_dir / "real" / "nested"), "--output-dir", "out",
+         "--no-progress", "--workers", "1"]
+    )  # fmt: skip
+    assert code == 0
+    summary = read_csv(only(tmp_path / "out", "model_summary_*.csv"))
+    assert [s["model"] for s in summary] == [*MODELS, "ensemble"]
+
+
+def test_find_checkpoints_orders_epochs_then_final(run_dir: Path) -> None:
+    found, skipped = find_checkpoints(run_dir)
+    assert [p.stem for p in found] == list(MODELS)
+    assert [Path(p).name for p, _ in skipped] == ["not_a_checkpoint.safetensors"]
+
+
+def test_missing_folders_are_errors(tmp_path: Path, run_dir: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        newest_run(tmp_path / "nowhere")
+    with pytest.raises(FileNotFoundError):
+        find_checkpoints(tmp_path)
+    assert (
+        main(["compare", "--audio-dir", str(tmp_path / "none"), "--models-dir", str(run_dir)]) == 1
+    )
+
+
+def test_label_from_path() -> None:
+    assert label_from_path("/data/x/fake/gen/a.wav") == FAKE
+    assert label_from_path("/data/bonafide/a.wav") == REAL
+    assert label_from_path("/data/real/fake/a.wav") == FAKE  # the nearest folder decides
+    assert label_from_path("/data/fake.wav") is None
+    assert math.isnan(metrics.roc_auc(np.array([FAKE]), np.array([0.5])))
