@@ -52,8 +52,9 @@ def audio_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("compare_audio")
     for i, ext in enumerate(("wav", "flac", "mp3", "ogg", "m4a", "wav")):
         sub = "nested/" if i == 5 else ""
-        write_audio(root / "fake" / f"{sub}f{i}.{ext}", fake_signal(0.5 + 0.3 * i, seed=i), 16000)
-        write_audio(root / "real" / f"{sub}r{i}.{ext}", real_signal(0.5 + 0.3 * i, seed=i), 22050)
+        seconds = 0.5 + 0.3 * i
+        write_audio(root / "fake" / f"{sub}f{i}.{ext}", fake_signal(seconds, seed=i), 16000)
+        write_audio(root / "real" / f"{sub}r{i}.{ext}", real_signal(seconds, 22050, seed=i), 22050)
     write_audio(root / "real" / "call_60s.wav", real_signal(60.0, seed=50), 16000)
     write_audio(root / "unlabelled.flac", fake_signal(1.0, seed=77), 16000)
     (root / "fake" / "broken.mp3").write_bytes(b"ID3\x03\x00\x00\x00garbage" * 4)

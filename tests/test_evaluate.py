@@ -1,0 +1,126 @@
+"""``deepfake-audio evaluate``: metrics overall / per type / per generator, curves, scores CSV."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deepfake_audio import metrics
+from deepfake_audio.audio import write_audio
+from deepfake_audio.cli import main
+from deepfake_audio.data.records import FAKE, REAL
+from deepfake_audio.evaluate import load_records
+from tests.detectors import (
+    fake_signal,
+    real_signal,
+    shared_trained_checkpoint,
+    untrained_checkpoint,
+)
+
+GENERATORS = ("world", "griffinlim")
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A demo-corpus-shaped tree with metadata.csv naming each fake's generator."""
+    root = tmp_path_factory.mktemp("eval_corpus")
+    rows = []
+    seed = 0
+    for dataset_type, count in (("demo-a", 4), ("demo-b", 2)):
+        for split in ("training", "testing"):
+            for label in ("fake", "real"):
+                for i in range(count):
+                    seed += 1
+                    ext = ("wav", "flac", "mp3", "m4a")[i % 4]
+                    relative = f"{dataset_type}/{split}/{label}/clip_{i}.{ext}"
+                    make = fake_signal if label == "fake" else real_signal
+                    write_audio(root / relative, make(0.6, 16000, seed=seed), 16000)
+                    generator = GENERATORS[i % 2] if label == "fake" else "human"
+                    rows.append([relative, split, label, generator, "nl", "test"])
+    (root / "demo-a" / "testing" / "fake" / "broken.wav").write_bytes(b"RIFF....WAVE")
+    with open(root / "metadata.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "split", "label", "generator", "language", "source"])
+        writer.writerows(rows)
+    return root
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    folder = tmp_path_factory.mktemp("eval_models")
+    trained = folder / "trained.safetensors"
+    shutil.copy(shared_trained_checkpoint(), trained)
+    return [trained, untrained_checkpoint(folder / "untrained.safetensors", seed=4, threshold=0.3)]
+
+
+@pytest.fixture(scope="module")
+def report(corpus: Path, models: list[Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("eval_out")
+    args = ["evaluate", "--data", str(corpus), "--output-dir", str(out), "--splits", "testing"]
+    for model in models:
+        args += ["--model", str(model)]
+    assert main([*args, "--no-progress", "--workers", "1"]) == 0
+    return out
+
+
+def scores_table(report: Path) -> list[dict[str, str]]:
+    with open(report / "scores.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_outputs_are_written(report: Path) -> None:
+    for name in ("roc.png", "det.png", "score_histogram.png"):
+        assert (report / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = scores_table(report)
+    assert len(rows) == 12  # the testing split, the broken file left out
+    assert {r["split"] for r in rows} == {"test"}
+    document = json.loads((report / "metrics.json").read_text())
+    assert set(document["models"]) == {"trained", "untrained", "ensemble"}
+    assert [Path(u["path"]).name for u in document["unreadable"]] == ["broken.wav"]
+    assert "all real clips" in document["notes"]["by_generator"]
+
+
+def test_metrics_match_an_independent_computation(report: Path) -> None:
+    rows = scores_table(report)
+    document = json.loads((report / "metrics.json").read_text())
+    labels = np.array([FAKE if r["label"] == "fake" else REAL for r in rows])
+    for name, threshold in (("trained", 0.5), ("untrained", 0.3), ("ensemble", 0.4)):
+        result = document["models"][name]
+        assert result["threshold"] == pytest.approx(threshold)
+        scores = np.array([float(r[f"{name}_p_fake"]) for r in rows])
+        called = np.where(scores >= threshold, FAKE, REAL)
+        overall = result["overall"]
+        assert overall["accuracy"] == pytest.approx(np.mean(called == labels), abs=1e-6)
+        assert overall["confusion"]["true_fake"] == int(np.sum((called == FAKE) & (labels == FAKE)))
+        assert overall["count"] == len(rows)
+        assert set(result["by_dataset_type"]) == {"demo-a", "demo-b"}
+        assert set(result["by_generator"]) == set(GENERATORS)
+        reals = labels == REAL
+        for generator, stats in result["by_generator"].items():
+            mine = np.array([r["generator"] == generator for r in rows]) & (labels == FAKE)
+            pooled = mine | reals
+            eer, _ = metrics.equal_error_rate(labels[pooled], scores[pooled])
+            assert stats["eer"] == pytest.approx(eer, abs=1e-6)
+            assert stats["fake_count"] == int(mine.sum()) and stats["real_count"] == int(
+                reals.sum()
+            )
+            rate = np.mean(scores[mine] >= threshold)
+            assert stats["fake_detection_rate"] == pytest.approx(rate)
+    members = np.array([[float(r["trained_p_fake"]), float(r["untrained_p_fake"])] for r in rows])
+    ensemble = np.array([float(r["ensemble_p_fake"]) for r in rows])
+    np.testing.assert_allclose(ensemble, members.mean(axis=1), atol=2e-6)
+    assert document["models"]["trained"]["overall"]["accuracy"] > 0.8
+
+
+def test_metadata_names_the_generators(corpus: Path) -> None:
+    records = load_records(corpus, splits=["training"])
+    fakes = [r for r in records if r.label == FAKE]
+    assert {r.generator for r in fakes} == set(GENERATORS)
+    assert all(r.split == "train" for r in records)
+    with pytest.raises(ValueError, match="no records"):
+        load_records(corpus / "demo-a" / "testing", splits=["training"])
