@@ -111,6 +111,13 @@ class RecordingTask:
     out: str
     fallback: tuple[tuple[str, str], ...]  # (sentence id, text) this split may read instead
 
+    def fingerprint(self) -> str:
+        """Everything that decides this recording's files: saved rows are reused only if equal."""
+        rec = self.recording  # not its path: moving the cache folder changes no file
+        fields = (_STAMP_VERSION, rec.id, rec.text, rec.speaker, self.split, self.index)
+        extra = (self.sentence, self.language, self.dataset_type, self.seed, self.fallback)
+        return hashlib.sha256(repr((*fields, *extra)).encode("utf-8")).hexdigest()[:16]
+
 
 @dataclass
 class BuildResult:
@@ -165,7 +172,9 @@ def plan(speech: RealSpeech, size: str, seed: int, out: Path) -> list[RecordingT
     filled = Counter[str]()
     by_split: dict[str, list[SourceRecording]] = {s: [] for s in SPLITS}
     for key in sorted(chosen, key=lambda k: (stable_int(seed, "split", k), k)):
-        split = next((s for s in SPLITS if filled[s] < targets[s]), "training")
+        # The split furthest below its share takes the group: shares hold even when groups
+        # (recordings of one sentence) are large, and no split is left empty.
+        split = max(SPLITS, key=lambda s: (targets[s] - filled[s]) / max(targets[s], 1))
         filled[split] += len(groups[key])
         by_split[split].extend(groups[key])
     fallback = _fallback_by_split(speech, seed)
@@ -266,9 +275,11 @@ def build_recording(task: RecordingTask) -> tuple[list[dict[str, str]], int, str
     rec = task.recording
     out = Path(task.out)
     state = out / _STATE_DIR / "rows" / f"{_slug(rec.id)}.json"
+    fingerprint = task.fingerprint()
     if state.is_file():
-        rows = json.loads(state.read_text(encoding="utf-8"))
-        if all((out / row["path"]).is_file() for row in rows):
+        saved = json.loads(state.read_text(encoding="utf-8"))
+        rows = saved.get("rows", [])
+        if saved.get("task") == fingerprint and all((out / r["path"]).is_file() for r in rows):
             return rows, 0, None
     try:
         audio = clips.trim_silence(load_audio(rec.path, SAMPLE_RATE), SAMPLE_RATE)
@@ -321,7 +332,8 @@ def build_recording(task: RecordingTask) -> tuple[list[dict[str, str]], int, str
                     **extra,
                 }
             )
-    write_text_atomic(state, json.dumps(rows, ensure_ascii=False, indent=1))
+    saved = {"task": fingerprint, "rows": rows}
+    write_text_atomic(state, json.dumps(saved, ensure_ascii=False, indent=1))
     return rows, written, None
 
 
@@ -413,9 +425,14 @@ def build_corpus(
             outcomes = (build_recording(task) for task in tasks)
             _collect(result, tasks, outcomes, bar)
         else:
-            with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
-                chunksize = max(1, min(8, math.ceil(len(tasks) / (workers * 8))))
+            pool = ProcessPoolExecutor(workers, mp_context=get_context("fork"))
+            chunksize = max(1, min(8, math.ceil(len(tasks) / (workers * 8))))
+            try:
                 _collect(result, tasks, pool.map(build_recording, tasks, chunksize=chunksize), bar)
+            except BaseException:  # Ctrl-C or a failure: drop queued work, do not wait for it
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+            pool.shutdown()
     result.rows.sort(key=lambda row: row["path"])
     result.reused = len(result.rows) - result.written
     result.removed = _tidy(out, result.dataset_type, {row["path"] for row in result.rows})

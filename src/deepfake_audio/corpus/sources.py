@@ -173,8 +173,9 @@ def fillets_nl_speech(cache_dir: str | os.PathLike[str]) -> RealSpeech:
         text = texts.get((level.rsplit("/", 1)[-1], dialog)) or by_id.get(dialog)
         if not text:
             continue
-        fields = re.split(r"[-_]", dialog)
-        speaker = fields[1] if len(fields) > 2 else None
+        fields = re.split(r"[-_]", dialog)  # "rea-m-proboha", "bar_v_fotka", "v-zadne"
+        fish = [f for f in fields[:2] if f in ("m", "v")]
+        speaker = fish[0] if fish else (fields[1] if len(fields) > 2 else None)
         recordings.append(SourceRecording(f"{level}/{dialog}", str(path), text, speaker))
     if not recordings:
         raise CorpusError(
