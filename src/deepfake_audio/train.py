@@ -208,6 +208,8 @@ def _matches(value: Any, annotation: Any) -> bool:
 
 
 def _type_name(annotation: Any) -> str:
+    if isinstance(annotation, type):
+        return annotation.__name__
     return str(annotation).replace("typing.", "")
 
 
@@ -243,22 +245,32 @@ def _label_counts(records: Sequence[ClipRecord]) -> dict[str, int]:
     return counts
 
 
-def check_trainable(train: Sequence[ClipRecord], validation: Sequence[ClipRecord]) -> None:
+def check_trainable(
+    train: Sequence[ClipRecord],
+    validation: Sequence[ClipRecord],
+    before_balance: dict | None = None,
+) -> None:
     """Raise ValueError, naming the split and its counts, when training cannot be meaningful.
 
     Training needs both classes; validation needs both too, since checkpoints are chosen by
-    the validation EER.
+    the validation EER. ``before_balance`` (the report's ``balance.before``) explains splits
+    that balancing emptied: undersampling drops a dataset type that has only one class.
     """
     for name, records in ((TRAIN, train), (VALIDATION, validation)):
         counts = _label_counts(records)
-        if not records:
-            raise ValueError(f"the {name} split is empty (fake 0, real 0): nothing to train on")
-        missing = [label for label, n in counts.items() if n == 0]
-        if missing:
-            raise ValueError(
-                f"the {name} split has one class only (fake {counts['fake']}, real "
-                f"{counts['real']}): it needs both fake and real clips"
-            )
+        if all(counts.values()):
+            continue
+        found = ""
+        if before_balance is not None:
+            cells = before_balance.get(name, {}).values()
+            before = {label: sum(c.get(label, 0) for c in cells) for label in counts}
+            if before != counts:
+                found = f"; before balancing: fake {before['fake']}, real {before['real']}"
+        what = "is empty" if not records else "has one class only"
+        raise ValueError(
+            f"the {name} split {what} (fake {counts['fake']}, real {counts['real']}{found}): "
+            "training needs both fake and real clips in the train and validation splits"
+        )
 
 
 # -- resume state ----------------------------------------------------------------------------
@@ -785,7 +797,7 @@ def train(
         progress=config.progress and rank_zero,
     )
     train_records, val_records = prepared.split(TRAIN), prepared.split(VALIDATION)
-    check_trainable(train_records, val_records)
+    check_trainable(train_records, val_records, prepared.report.get("balance", {}).get("before"))
     fingerprint = manifest_fingerprint(prepared.records)
 
     state = _prepare_resume(run_dir, fingerprint) if resume else None
