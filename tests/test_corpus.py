@@ -7,6 +7,7 @@ first session fetches it). Needs ``espeak-ng`` (``make system-deps``) and apt.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import hashlib
 import shutil
@@ -16,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deepfake_audio import cli
 from deepfake_audio.audio import is_audio_path, write_audio
+from deepfake_audio.commands import make_demo_corpus
 from deepfake_audio.corpus import tts
 from deepfake_audio.corpus.builder import (
     GENERATORS,
@@ -221,7 +222,10 @@ def test_missing_espeak_is_a_clear_error(
     try:
         with pytest.raises(CorpusError, match="apt-get install espeak-ng"):
             build_corpus(tmp_path / "out", size="tiny", workers=1, progress=False)
-        code = cli.main(["make-demo-corpus", str(tmp_path / "out"), "--size", "tiny"])
+        parser = argparse.ArgumentParser()
+        make_demo_corpus.register(parser.add_subparsers())
+        args = parser.parse_args(["make-demo-corpus", str(tmp_path / "out"), "--size", "tiny"])
+        code = args.func(args)
     finally:
         tts.espeak_binary.cache_clear()
     assert code == 1
