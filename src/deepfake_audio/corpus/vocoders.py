@@ -8,46 +8,19 @@ content; it has to hear the vocoder. Both functions are deterministic for a give
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-from functools import cache
-from types import ModuleType
+import warnings
 
 import numpy as np
 from scipy.signal import istft, stft
 
+with warnings.catch_warnings():
+    # pyworld 0.3.5 reads its version through the deprecated pkg_resources.
+    warnings.simplefilter("ignore", UserWarning)
+    import pyworld as pw
+
 #: STFT of Griffin-Lim: 32 ms windows, 8 ms hop at 16 kHz (scaled with the rate).
 _GL_WINDOW_SECONDS = 0.032
 _GL_HOP_FRACTION = 4
-
-
-@cache
-def _pyworld() -> ModuleType:
-    """Import pyworld, working around its ``__init__`` needing ``pkg_resources``.
-
-    pyworld 0.3.5 imports ``pkg_resources`` only to read its own version string, and
-    setuptools >= 81 no longer ships that module; the compiled extension itself is fine,
-    so it is loaded directly when the package import fails for that reason.
-    """
-    try:
-        return importlib.import_module("pyworld")
-    except ModuleNotFoundError as exc:
-        if exc.name != "pkg_resources":
-            raise RuntimeError("pyworld is not installed: pip install pyworld") from exc
-    spec = importlib.util.find_spec("pyworld")
-    locations = list(spec.submodule_search_locations or []) if spec else []
-    from pathlib import Path
-
-    for folder in locations:
-        for candidate in sorted(Path(folder).glob("pyworld*.so")) + sorted(
-            Path(folder).glob("pyworld*.pyd")
-        ):
-            ext_spec = importlib.util.spec_from_file_location("pyworld", candidate)
-            if ext_spec and ext_spec.loader:
-                module = importlib.util.module_from_spec(ext_spec)
-                ext_spec.loader.exec_module(module)
-                return module
-    raise RuntimeError("pyworld cannot be imported: pip install 'setuptools<81' pyworld")
 
 
 def world_resynthesis(samples: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -56,7 +29,6 @@ def world_resynthesis(samples: np.ndarray, sample_rate: int) -> np.ndarray:
     DIO is used instead of Harvest because it is ~20x faster and the demo corpus only needs
     the vocoder's sound, not the best F0 track. Returns float32 of about the input length.
     """
-    pw = _pyworld()
     x = np.ascontiguousarray(samples, dtype=np.float64)
     f0, times = pw.dio(x, sample_rate, frame_period=5.0)
     f0 = pw.stonemask(x, f0, times, sample_rate)
