@@ -14,6 +14,9 @@ from typing import Any
 
 from torch import nn
 
+from deepfake_audio.models.aasist import AASIST, AASISTConfig, AASISTLConfig
+from deepfake_audio.models.lcnn_lfcc import LCNNLFCC, LCNNLFCCConfig
+from deepfake_audio.models.rawnet2 import RawNet2, RawNet2Config
 from deepfake_audio.models.seed_cnn import SeedCNN, SeedCNNConfig
 
 
@@ -26,6 +29,16 @@ class ModelSpec:
 
 MODELS: dict[str, ModelSpec] = {
     "seed_cnn": ModelSpec(SeedCNN, SeedCNNConfig, "the original design's 1D CNN on raw audio"),
+    "aasist": ModelSpec(
+        AASIST, AASISTConfig, "AASIST (Jung et al. 2022): sinc front end + graph attention"
+    ),
+    "aasist_l": ModelSpec(AASIST, AASISTLConfig, "AASIST-L: the 85 k-parameter AASIST"),
+    "rawnet2": ModelSpec(
+        RawNet2, RawNet2Config, "RawNet2 (Tak et al. 2021): sinc filters, residual CNN, GRU"
+    ),
+    "lcnn_lfcc": ModelSpec(
+        LCNNLFCC, LCNNLFCCConfig, "LFCC + light CNN + BLSTM (the ASVspoof 2021 baseline)"
+    ),
 }
 
 
