@@ -13,7 +13,7 @@ from deepfake_audio.models import MODELS, build_model, config_dict, make_config,
 def _small(name: str) -> dict:
     """A config small enough for a quick CPU step (a short input where the model has one)."""
     fields = {f.name for f in dataclasses.fields(MODELS[name].config_class)}
-    return {"input_samples": 2000} if "input_samples" in fields else {}
+    return {"input_samples": 4000} if "input_samples" in fields else {}
 
 
 def test_unknown_model_names_the_valid_ones():

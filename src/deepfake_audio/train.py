@@ -790,6 +790,8 @@ def train(
     """
     run_dir = Path(config.output_dir) if config.output_dir else default_output_dir()
     rank_zero = _env_rank() == 0
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    model = build_model(config.model, config.model_values())  # a bad config fails before data
     prepared = prepare(
         config.data_root,
         config.data_options(),
@@ -810,8 +812,6 @@ def train(
     if resume and rank_zero:
         _drop_later_checkpoints(run_dir, start_epoch)
 
-    L.seed_everything(config.seed, workers=True, verbose=False)
-    model = build_model(config.model, config.model_values())
     if state:
         model.load_state_dict(state.model_state)
     module = DetectorModule(
