@@ -100,10 +100,17 @@ def test_several_models_fuse_to_the_mean(models, clips, capsys) -> None:
 
 
 def test_missing_paths_are_reported_not_fatal(models, clips, tmp_path) -> None:
-    files, missing = expand_paths([clips["fake"].parent, tmp_path / "nope.wav"])
-    assert len(files) == 3 and missing == [(str(tmp_path / "nope.wav"), "no such file or folder")]
+    entries = expand_paths([tmp_path / "nope.wav", clips["fake"].parent])
+    assert entries[0] == (str(tmp_path / "nope.wav"), "no such file or folder")
+    assert len(entries) == 4 and all(problem is None for _, problem in entries[1:])
     detector = load_checkpoint(models["other"])
-    results = predict_files([detector], [tmp_path / "nope.wav", clips["fake"]])
+    results = predict_files([detector], [clips["real"], tmp_path / "nope.wav", clips["fake"]])
+    assert [r.path for r in results] == [
+        str(clips["real"]),
+        str(tmp_path / "nope.wav"),
+        str(clips["fake"]),
+    ]
+    results = results[1:]
     assert results[0].verdict == "ERROR"
     assert results[1].verdict in ("FAKE", "REAL") and not math.isnan(results[1].p_fake)
     assert results[0].to_dict() == {

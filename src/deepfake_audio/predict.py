@@ -79,23 +79,22 @@ class Prediction:
         return out
 
 
-def expand_paths(paths: Sequence[str | os.PathLike[str]]) -> tuple[list[str], list[tuple]]:
-    """Files as given and the audio files under folders; ``(files, missing)``.
+def expand_paths(paths: Sequence[str | os.PathLike[str]]) -> list[tuple[str, str | None]]:
+    """``(path, None)`` for each file given and each audio file under a folder, in order;
+    ``(path, reason)`` for a path that does not exist (reported, not fatal).
 
-    A path that does not exist goes to ``missing`` as ``(path, reason)`` rather than stopping
-    the others. A file named explicitly is tried whatever its extension.
+    A file named explicitly is tried whatever its extension.
     """
-    files: list[str] = []
-    missing: list[tuple[str, str]] = []
+    entries: list[tuple[str, str | None]] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            files += [str(p) for p in iter_audio_files(path)]
+            entries += [(str(p), None) for p in iter_audio_files(path)]
         elif path.is_file():
-            files.append(str(path))
+            entries.append((str(path), None))
         else:
-            missing.append((str(path), "no such file or folder"))
-    return files, missing
+            entries.append((str(path), "no such file or folder"))
+    return entries
 
 
 def predict_files(
@@ -112,7 +111,8 @@ def predict_files(
     """A :class:`Prediction` per file (folders expanded), in order; bad files carry ``error``."""
     if not detectors:
         raise ValueError("no model given")
-    files, missing = expand_paths(paths)
+    entries = expand_paths(paths)
+    files = [path for path, problem in entries if problem is None]
     names = model_names(detectors)
     thresholds = {
         n: d.threshold if threshold is None else threshold
@@ -122,7 +122,7 @@ def predict_files(
         n: d.preprocess.window_seconds for n, d in zip(names, detectors, strict=True)
     }
     fused_threshold = ensemble_threshold(thresholds.values()) if threshold is None else threshold
-    out = [Prediction(path=p, error=reason) for p, reason in missing]
+    scored: list[Prediction] = []
     for result in score_files(
         detectors,
         files,
@@ -135,7 +135,7 @@ def predict_files(
         description="predicting",
     ):
         if result.error is not None:
-            out.append(Prediction(path=result.path, error=result.error))
+            scored.append(Prediction(path=result.path, error=result.error))
             continue
         duration = float(result.duration or 0.0)
         verdicts = {}
@@ -153,7 +153,7 @@ def predict_files(
             p_fake, used, model = verdicts[names[0]].p_fake, thresholds[names[0]], names[0]
         else:
             p_fake, used, model = result.fused(), fused_threshold, ENSEMBLE
-        out.append(
+        scored.append(
             Prediction(
                 path=result.path,
                 duration=duration,
@@ -163,7 +163,11 @@ def predict_files(
                 models=verdicts,
             )
         )
-    return out
+    in_order = iter(scored)  # the input order, missing paths where they were named
+    return [
+        next(in_order) if problem is None else Prediction(path=path, error=problem)
+        for path, problem in entries
+    ]
 
 
 def format_line(prediction: Prediction) -> str:
