@@ -592,7 +592,7 @@ class RunRecorder(L.Callback):
             self._handler.close()
             self._handler = None
 
-    def _unreadable(self) -> list[list[str]]:
+    def unreadable(self) -> list[list[str]]:
         entries = [[p, r] for p, r in self.prepared.unreadable]
         entries += [[p, f"skipped during training: {r}"] for p, r in sorted(self.skipped.items())]
         return entries
@@ -608,7 +608,7 @@ class RunRecorder(L.Callback):
         report = json.dumps(self.prepared.report, indent=2, default=str) + "\n"
         write_text_atomic(self.run_dir / "data_report.json", report)
         write_manifest(self.prepared.records, self.run_dir / "manifest.jsonl")
-        write_unreadable(self._unreadable(), self.run_dir / "unreadable.csv")
+        write_unreadable(self.unreadable(), self.run_dir / "unreadable.csv")
         train, val = self.prepared.split(TRAIN), self.prepared.split(VALIDATION)
         log.info(
             "run %s: model %s, %d train clips %s, %d validation clips %s, %d unreadable, "
@@ -663,7 +663,7 @@ class RunRecorder(L.Callback):
         write_history(self.history, self.run_dir / "history.csv")
         plot_history(self.history, self.run_dir)
         if pl_module.skipped:
-            write_unreadable(self._unreadable(), self.run_dir / "unreadable.csv")
+            write_unreadable(self.unreadable(), self.run_dir / "unreadable.csv")
         save_resume_state(
             self.run_dir / RESUME_DIR / RESUME_FILE,
             pl_module.model,
@@ -878,7 +878,7 @@ def train(
         history=recorder.history,
         final_model=final,
         best_epoch=best,
-        unreadable=recorder._unreadable(),
+        unreadable=recorder.unreadable(),
         is_global_zero=trainer.is_global_zero,
     )
 
