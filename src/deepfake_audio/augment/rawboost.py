@@ -115,6 +115,12 @@ def multiband_filter(
     return gain * coeffs / np.max(np.abs(response)), bands
 
 
+def _fir(coeffs: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Causal FIR filtering, ``lfilter(coeffs, 1, x)``, by overlap-add FFT convolution: the
+    cascaded filters reach hundreds of taps, where this is several times faster."""
+    return signal.oaconvolve(x, coeffs)[: x.size]
+
+
 def _rescale_to(samples: np.ndarray, reference: np.ndarray) -> np.ndarray:
     peak = np.max(np.abs(samples))
     target = np.max(np.abs(reference))
@@ -137,7 +143,7 @@ def lnl(
                 config.max_gain_db - config.min_bias_db,
             )
         coeffs, _ = multiband_filter(config, sample_rate, gains, rng)
-        out += signal.lfilter(coeffs, 1.0, x**order)
+        out += _fir(coeffs, x**order)
     return _rescale_to(out, x)
 
 
@@ -156,7 +162,7 @@ def ssi(
     """Algorithm 3: coloured stationary noise at an SNR drawn from the configured range."""
     x = samples.astype(np.float64)
     coeffs, _ = multiband_filter(config, sample_rate, (config.min_gain_db, config.max_gain_db), rng)
-    noise = signal.lfilter(coeffs, 1.0, rng.standard_normal(x.size))
+    noise = _fir(coeffs, rng.standard_normal(x.size))
     snr_db = rng.uniform(config.ssi_min_snr_db, config.ssi_max_snr_db)
     signal_power, noise_power = np.mean(x**2), np.mean(noise**2)
     if signal_power == 0.0 or noise_power == 0.0:
