@@ -1,0 +1,91 @@
+"""CPU time and memory of a process tree, read from ``/proc`` (Linux only).
+
+The pipeline's workers are children of a forkserver, not of the process that asked for them,
+so ``resource.getrusage(RUSAGE_CHILDREN)`` never sees them: these helpers walk the tree.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            text = handle.read()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces: split after its closing parenthesis.
+    return text[text.rindex(")") + 2 :].split()
+
+
+def descendants(root: int) -> list[int]:
+    """``root`` and every process below it."""
+    children: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            fields = _stat_fields(int(name))
+            if fields:
+                children.setdefault(int(fields[1]), []).append(int(name))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(children.get(pid, []))
+    return tree
+
+
+def cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """User + system CPU seconds used so far by each live process of ``pids``."""
+    out = {}
+    for pid in pids:
+        fields = _stat_fields(pid)
+        if fields:
+            out[pid] = (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
+    return out
+
+
+def memory_mb(pid: int) -> dict[str, float]:
+    """``VmRSS``, ``RssAnon`` and ``RssFile`` of one process in MB (empty once it is gone)."""
+    out = {}
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            for line in handle:
+                key = line.split(":", 1)[0]
+                if key in ("VmRSS", "RssAnon", "RssFile", "RssShmem"):
+                    out[key] = int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    return out
+
+
+class TreeMemorySampler(threading.Thread):
+    """Polls a process tree and keeps the peak of its summed RSS (and anonymous RSS)."""
+
+    def __init__(self, root: int, interval: float = 0.02) -> None:
+        super().__init__(daemon=True)
+        self.root = root
+        self.interval = interval
+        self.peak_rss = 0.0
+        self.peak_anon = 0.0
+        self.peak_processes = 0
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            pids = descendants(self.root)
+            stats = [memory_mb(pid) for pid in pids]
+            self.peak_rss = max(self.peak_rss, sum(s.get("VmRSS", 0.0) for s in stats))
+            self.peak_anon = max(
+                self.peak_anon, sum(s.get("RssAnon", 0.0) + s.get("RssShmem", 0.0) for s in stats)
+            )
+            self.peak_processes = max(self.peak_processes, len([s for s in stats if s]))
+            time.sleep(self.interval)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join()
