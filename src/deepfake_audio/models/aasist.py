@@ -56,7 +56,8 @@ class AASISTConfig:
     # softmax temperatures: spectral GAT, temporal GAT, HS-GALs (the paper's 2, 2, 100, 100)
     temperatures: tuple[float, float, float, float] = (2.0, 2.0, 100.0, 100.0)
     dropout: float = 0.5
-    graph_dropout: float = 0.2
+    graph_dropout: float = 0.2  # on graph attention inputs
+    pool_dropout: float = 0.3  # on graph pooling score inputs
 
 
 @dataclass(frozen=True)
@@ -210,8 +211,8 @@ class HSGALBranch(nn.Module):
         self.stack = nn.Parameter(torch.randn(1, 1, d_in))
         self.layer1 = HeteroGraphAttention(d_in, d_out, temp, drop)
         self.layer2 = HeteroGraphAttention(d_out, d_out, config.temperatures[3], drop)
-        self.pool_s = GraphPool(d_out, config.pool_ratios[2], 0.3)
-        self.pool_t = GraphPool(d_out, config.pool_ratios[3], 0.3)
+        self.pool_s = GraphPool(d_out, config.pool_ratios[2], config.pool_dropout)
+        self.pool_t = GraphPool(d_out, config.pool_ratios[3], config.pool_dropout)
 
     def forward(
         self, temporal: torch.Tensor, spectral: torch.Tensor
@@ -247,8 +248,8 @@ class AASIST(nn.Module):
         drop = config.graph_dropout
         self.gat_s = GraphAttention(channels, d_in, config.temperatures[0], drop)
         self.gat_t = GraphAttention(channels, d_in, config.temperatures[1], drop)
-        self.pool_s = GraphPool(d_in, config.pool_ratios[0], 0.3)
-        self.pool_t = GraphPool(d_in, config.pool_ratios[1], 0.3)
+        self.pool_s = GraphPool(d_in, config.pool_ratios[0], config.pool_dropout)
+        self.pool_t = GraphPool(d_in, config.pool_ratios[1], config.pool_dropout)
         self.branches = nn.ModuleList([HSGALBranch(config), HSGALBranch(config)])
         self.drop = nn.Dropout(config.dropout)
         self.out = nn.Linear(5 * d_out, 2)

@@ -35,7 +35,8 @@ import torch.nn.functional as F
 from torch import nn
 
 N_FFT = 512
-MIN_SAMPLES = N_FFT + 15 * 160  # 16 frames at the default hop, enough for four 2x pools
+MIN_FRAMES = 16  # enough for four 2x2 max-pools
+MIN_SAMPLES = N_FFT + (MIN_FRAMES - 1) * 160  # at the default 10 ms hop and 16 kHz
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class LFCC(nn.Module):
         super().__init__()
         self.frame = round(config.sample_rate * config.frame_ms / 1000)
         self.hop = round(config.sample_rate * config.hop_ms / 1000)
+        self.min_samples = N_FFT + (MIN_FRAMES - 1) * self.hop
         self.preemphasis = config.preemphasis
         # Buffers rebuilt from the config (not persistent): nothing here is learnt.
         self.register_buffer(
@@ -80,8 +82,8 @@ class LFCC(nn.Module):
         self.register_buffer("dct", dct.float(), persistent=False)
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
-        if audio.shape[-1] < MIN_SAMPLES:
-            raise ValueError(f"LCNN-LFCC needs at least {MIN_SAMPLES} samples")
+        if audio.shape[-1] < self.min_samples:
+            raise ValueError(f"LCNN-LFCC needs at least {self.min_samples} samples")
         x = torch.cat([audio[:, :1], audio[:, 1:] - self.preemphasis * audio[:, :-1]], dim=1)
         spec = torch.stft(
             x,
@@ -127,9 +129,9 @@ class LCNNLFCC(nn.Module):
     def __init__(self, config: LCNNLFCCConfig | None = None) -> None:
         super().__init__()
         self.config = config = config or LCNNLFCCConfig()
-        if config.input_samples < MIN_SAMPLES:
-            raise ValueError(f"LCNN-LFCC needs input_samples >= {MIN_SAMPLES}")
         self.lfcc = LFCC(config)
+        if config.input_samples < self.lfcc.min_samples:
+            raise ValueError(f"LCNN-LFCC needs input_samples >= {self.lfcc.min_samples}")
         pool = nn.MaxPool2d(2)
         self.cnn = nn.Sequential(
             MFMConv(1, 32, 5),
