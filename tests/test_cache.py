@@ -98,4 +98,4 @@ def test_cache_is_per_sample_rate(clips: list[str], tmp_path: Path) -> None:
     low = ClipCache(tmp_path / "cache", 8000)
     low.probe(clips[:1], with_audio=True, workers=1)
     assert low.audio(clips[0]).size == round(0.4 * 8000)
-    assert (tmp_path / "cache" / "sr8000" / "audio.f32").exists()
+    assert (tmp_path / "cache" / "v2-sr8000" / "audio.f32").exists()

@@ -1,6 +1,6 @@
 """Per-file cache of probe results and decoded audio, so no file is decoded twice.
 
-Layout of a cache folder (one per sample rate, ``CACHE_DIR/sr16000/``):
+Layout of a cache folder (one per format version and sample rate, ``CACHE_DIR/v2-sr16000/``):
 
 * ``audio.f32``: decoded mono float32 audio of every cached file, appended end to end and read
   back memory-mapped (the whole dataset never sits in memory);
@@ -26,6 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from deepfake_audio.data.probe import ProbeResult, probe_files
+
+#: Bumped whenever what an entry holds changes (v2: SHA-1 hashes), so old caches are not mixed in.
+CACHE_FORMAT = "v2"
 
 _META_FIELDS = (
     "error", "duration", "sample_rate", "num_channels", "file_hash", "audio_hash", "silent",
@@ -72,7 +75,7 @@ class ClipCache:
 
     def __init__(self, cache_dir: str | os.PathLike[str], sample_rate: int) -> None:
         self.sample_rate = sample_rate
-        self.folder = Path(cache_dir) / f"sr{sample_rate}"
+        self.folder = Path(cache_dir) / f"{CACHE_FORMAT}-sr{sample_rate}"
         self.folder.mkdir(parents=True, exist_ok=True)
         self.audio_path = self.folder / "audio.f32"
         self.index_path = self.folder / "index.jsonl"
