@@ -49,7 +49,10 @@ def ordered_map(
             yield from _run_batch(func, batch)
         return
     # forkserver: safe after torch (and its thread pools) has been imported by the caller.
+    # Preloading func's module there lets every worker fork with its imports already done.
     context = multiprocessing.get_context("forkserver")
+    target = func.func if isinstance(func, partial) else func
+    context.set_forkserver_preload([target.__module__])
     job = partial(_run_batch, func)
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         pending: deque[Future[list[Result]]] = deque()
