@@ -67,11 +67,6 @@ def prepare_file(
     )
 
 
-def default_workers() -> int:
-    """Decoding processes for scoring: every core (torch shares them while decoding waits)."""
-    return parallel.default_workers()
-
-
 def prepare_files(
     paths: Sequence[str],
     configs: Sequence[PreprocessConfig],

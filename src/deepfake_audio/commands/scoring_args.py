@@ -6,8 +6,8 @@ import argparse
 from collections.abc import Sequence
 
 from deepfake_audio.checkpoints import Detector, load_checkpoint
+from deepfake_audio.parallel import default_workers
 from deepfake_audio.scoring import AGGREGATIONS, resolve_device
-from deepfake_audio.windowing import default_workers
 
 
 def _positive_float(text: str) -> float:
