@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from deepfake_audio import __version__
 
 #: Subcommand modules under deepfake_audio.commands, in the order --help lists them.
-COMMANDS = ("audit", "train", "make-demo-corpus", "compare", "predict", "evaluate", "demo")
+COMMANDS = ("audit", "train", "make-demo-corpus", "compare", "predict", "evaluate", "fuse", "demo")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 

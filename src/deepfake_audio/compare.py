@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -27,11 +28,15 @@ from deepfake_audio.data.records import FAKE, LABEL_ALIASES, LABEL_NAMES
 from deepfake_audio.fileio import atomic_output
 from deepfake_audio.scoring import (
     ENSEMBLE,
+    FUSION,
     Aggregation,
     ensemble_threshold,
     model_names,
     score_files,
 )
+
+if TYPE_CHECKING:
+    from deepfake_audio.fusion import Fusion
 
 #: Name training gives the final model of a run.
 FINAL_MODEL = "fake_or_real_classifier"
@@ -144,7 +149,8 @@ class Disagreement:
 
 @dataclass
 class Comparison:
-    """Everything a comparison found; ``models`` includes the ensemble when there are >= 2."""
+    """Everything a comparison found; ``models`` includes the ensemble when there are >= 2
+    models and the fusion when one was given."""
 
     models: list[str]
     thresholds: dict[str, float]
@@ -152,7 +158,7 @@ class Comparison:
     summaries: list[ModelSummary]
     disagreements: list[Disagreement]
     unreadable: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
-    individual: list[str] = field(default_factory=list)  # models without the ensemble
+    individual: list[str] = field(default_factory=list)  # models without ensemble and fusion
 
 
 def _summary(
@@ -189,12 +195,16 @@ def compare_models(
     batch_size: int = 64,
     workers: int = 1,
     progress: bool = False,
+    fusion: Fusion | None = None,
 ) -> Comparison:
     """Score ``paths`` with every detector (plus the ensemble when there are several).
 
-    ``threshold`` overrides every model's stored threshold (and the ensemble's).
+    ``threshold`` overrides every model's stored threshold (and the ensemble's and fusion's).
+    ``fusion`` adds a model named ``fusion``; it must have been fitted on exactly these
+    detectors.
     """
     names = model_names(detectors)
+    members = fusion.member_order(detectors) if fusion is not None else []
     thresholds = {
         n: (d.threshold if threshold is None else threshold)
         for n, d in zip(names, detectors, strict=True)
@@ -204,6 +214,8 @@ def compare_models(
         thresholds[ENSEMBLE] = (
             ensemble_threshold(thresholds[n] for n in names) if threshold is None else threshold
         )
+    if fusion is not None:
+        thresholds[FUSION] = fusion.threshold if threshold is None else threshold
     rows: list[FileRow] = []
     unreadable: list[tuple[str, str]] = []
     for result in score_files(
@@ -223,6 +235,10 @@ def compare_models(
         p_fake = {n: result.clips[n].score for n in names}
         if use_ensemble:
             p_fake[ENSEMBLE] = result.fused()
+        if fusion is not None:
+            p_fake[FUSION] = float(
+                fusion.predict(np.array([[p_fake[names[i]] for i in members]]))[0]
+            )
         rows.append(
             FileRow(
                 path=result.path,
@@ -233,6 +249,11 @@ def compare_models(
             )
         )
     models = [*names, ENSEMBLE] if use_ensemble else list(names)
+    if fusion is not None:
+        models.append(FUSION)
+    paths_of = {n: str(d.path or "") for n, d in zip(names, detectors, strict=True)}
+    if fusion is not None:
+        paths_of[FUSION] = str(fusion.path or "")
     labels = [r.label for r in rows]
     summaries = [
         _summary(
@@ -240,7 +261,7 @@ def compare_models(
             thresholds[name],
             np.asarray([r.p_fake[name] for r in rows], dtype=np.float64),
             labels,
-            str(detectors[names.index(name)].path or "") if name in names else "",
+            paths_of.get(name, ""),
         )
         for name in models
     ]

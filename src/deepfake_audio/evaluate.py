@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -27,12 +28,16 @@ from deepfake_audio.data.splits import select_splits
 from deepfake_audio.fileio import atomic_output, write_text_atomic
 from deepfake_audio.scoring import (
     ENSEMBLE,
+    FUSION,
     Aggregation,
     ensemble_threshold,
     fuse,
     model_names,
     score_files,
 )
+
+if TYPE_CHECKING:
+    from deepfake_audio.fusion import Fusion
 
 #: The demo corpus's per-file description, read when it sits at the data root.
 METADATA_FILE = "metadata.csv"
@@ -144,7 +149,7 @@ def breakdown(records: Sequence[ClipRecord], scores: np.ndarray, threshold: floa
 class Evaluation:
     """Scores of every model on the readable records, and the metrics computed from them."""
 
-    models: list[str]  # with the ensemble last when there are several models
+    models: list[str]  # then the ensemble (several models) and the fusion (when given)
     thresholds: dict[str, float]
     records: list[ClipRecord]  # readable records, in the order of the score arrays
     scores: dict[str, np.ndarray]  # model -> probability of fake per record
@@ -168,11 +173,17 @@ def evaluate_models(
     batch_size: int = 64,
     workers: int = 1,
     progress: bool = False,
+    fusion: Fusion | None = None,
 ) -> Evaluation:
-    """Score every record with every model (and the ensemble) and compute the metrics."""
+    """Score every record with every model (and the ensemble) and compute the metrics.
+
+    ``fusion`` adds a model named ``fusion`` judged at its stored threshold (or
+    ``threshold``); it must have been fitted on exactly these detectors.
+    """
     if not detectors:
         raise ValueError("no model given")
     names = model_names(detectors)
+    members = fusion.member_order(detectors) if fusion is not None else []
     thresholds = {
         n: d.threshold if threshold is None else threshold
         for n, d in zip(names, detectors, strict=True)
@@ -211,6 +222,12 @@ def evaluate_models(
             ensemble_threshold(thresholds[n] for n in names) if threshold is None else threshold
         )
         models.append(ENSEMBLE)
+    checkpoints = {n: str(d.path or "") for n, d in zip(names, detectors, strict=True)}
+    if fusion is not None:
+        scores[FUSION] = fusion.predict(np.column_stack([scores[names[i]] for i in members]))
+        thresholds[FUSION] = fusion.threshold if threshold is None else threshold
+        checkpoints[FUSION] = str(fusion.path or "")
+        models.append(FUSION)
     evaluation = Evaluation(
         models=models,
         thresholds=thresholds,
@@ -218,7 +235,7 @@ def evaluate_models(
         scores=scores,
         windows=windows,
         unreadable=unreadable,
-        checkpoints={n: str(d.path or "") for n, d in zip(names, detectors, strict=True)},
+        checkpoints=checkpoints,
     )
     if kept:
         for name in models:

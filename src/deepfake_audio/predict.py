@@ -1,9 +1,11 @@
 """Verdicts on files: FAKE or REAL, the probability of fake, and the threshold that decided.
 
 With several models the verdict is the ensemble's (mean probability of fake at the mean of
-their thresholds, see :mod:`deepfake_audio.scoring`); each model's own score stays in the
-JSON. The default threshold is the one stored in each model (its validation EER threshold);
-``threshold`` overrides it for every model and the ensemble.
+their thresholds, see :mod:`deepfake_audio.scoring`); with a fitted fusion
+(:mod:`deepfake_audio.fusion`) it is the fusion's, since the user asked for it by name. Each
+model's own score stays in the JSON, and the fused ones under ``fused``. The default
+threshold is the one stored in each model (its validation EER threshold) and in the fusion;
+``threshold`` overrides it for every model, the ensemble and the fusion.
 """
 
 from __future__ import annotations
@@ -12,16 +14,23 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 from deepfake_audio.checkpoints import Detector
 from deepfake_audio.data.layouts import iter_audio_files
 from deepfake_audio.scoring import (
     ENSEMBLE,
+    FUSION,
     Aggregation,
     ensemble_threshold,
     model_names,
     score_files,
 )
+
+if TYPE_CHECKING:
+    from deepfake_audio.fusion import Fusion
 
 
 @dataclass
@@ -46,8 +55,9 @@ class Prediction:
     duration: float | None = None
     p_fake: float | None = None
     threshold: float | None = None
-    model: str | None = None  # the model (or "ensemble") whose verdict this is
+    model: str | None = None  # the model (or "ensemble", or "fusion") whose verdict this is
     models: dict[str, ModelVerdict] = field(default_factory=dict)
+    fused: dict[str, ModelVerdict] = field(default_factory=dict)  # ensemble / fusion, no windows
 
     @property
     def verdict(self) -> str:
@@ -76,6 +86,11 @@ class Prediction:
                 for name, v in self.models.items()
             },
         }
+        if self.fused:
+            out["fused"] = {
+                name: {"verdict": v.verdict, "p_fake": v.p_fake, "threshold": v.threshold}
+                for name, v in self.fused.items()
+            }
         return out
 
 
@@ -107,13 +122,18 @@ def predict_files(
     batch_size: int = 64,
     workers: int = 1,
     progress: bool = False,
+    fusion: Fusion | None = None,
 ) -> list[Prediction]:
-    """A :class:`Prediction` per file (folders expanded), in order; bad files carry ``error``."""
+    """A :class:`Prediction` per file (folders expanded), in order; bad files carry ``error``.
+
+    ``fusion`` (fitted on exactly these detectors) gives the verdict instead of the ensemble.
+    """
     if not detectors:
         raise ValueError("no model given")
+    names = model_names(detectors)
+    members = fusion.member_order(detectors) if fusion is not None else []
     entries = expand_paths(paths)
     files = [path for path, problem in entries if problem is None]
-    names = model_names(detectors)
     thresholds = {
         n: d.threshold if threshold is None else threshold
         for n, d in zip(names, detectors, strict=True)
@@ -149,18 +169,27 @@ def predict_files(
                 for start, score in zip(clip.window_starts, clip.window_scores, strict=True)
             ]
             verdicts[name] = ModelVerdict(clip.score, thresholds[name], windows)
-        if len(names) == 1:
-            p_fake, used, model = verdicts[names[0]].p_fake, thresholds[names[0]], names[0]
-        else:
-            p_fake, used, model = result.fused(), fused_threshold, ENSEMBLE
+        fused: dict[str, ModelVerdict] = {}
+        if len(names) > 1:
+            fused[ENSEMBLE] = ModelVerdict(result.fused(), fused_threshold, [])
+        if fusion is not None:
+            member_scores = np.array([[verdicts[names[i]].p_fake for i in members]])
+            p = float(fusion.predict(member_scores)[0])
+            fused[FUSION] = ModelVerdict(
+                p, fusion.threshold if threshold is None else threshold, []
+            )
+        # The verdict: the fusion's when given, else the ensemble's, else the only model's.
+        model = FUSION if FUSION in fused else ENSEMBLE if ENSEMBLE in fused else names[0]
+        deciding = fused.get(model) or verdicts[model]
         scored.append(
             Prediction(
                 path=result.path,
                 duration=duration,
-                p_fake=p_fake,
-                threshold=used,
+                p_fake=deciding.p_fake,
+                threshold=deciding.threshold,
                 model=model,
                 models=verdicts,
+                fused=fused,
             )
         )
     in_order = iter(scored)  # the input order, missing paths where they were named

@@ -9,7 +9,8 @@ batches, and the file score aggregates its windows (mean by default, max as an o
 rate and windowed once per distinct preprocessing; windows of many files are then batched
 together through each model in this process (torch uses every core for one batch, or the GPU).
 Several models fuse into an *ensemble*: the mean of their probabilities of fake, judged at the
-mean of their thresholds (so models that agree on a threshold keep it).
+mean of their thresholds (so models that agree on a threshold keep it). A *fusion* fitted on
+validation scores (:mod:`deepfake_audio.fusion`) weighs them instead.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ AGGREGATIONS = ("mean", "max")
 
 #: Name of the fused model (mean probability of fake of all models) in every report.
 ENSEMBLE = "ensemble"
+#: Name of the logistic-regression fusion (:mod:`deepfake_audio.fusion`) in every report.
+FUSION = "fusion"
 
 
 def fake_probability(logits: torch.Tensor) -> torch.Tensor:
@@ -114,8 +117,9 @@ def model_names(detectors: Sequence[Detector]) -> list[str]:
         unique.append(
             name if seen[name] == 1 and names.count(name) == 1 else f"{name}#{seen[name]}"
         )
-    if ENSEMBLE in unique:
-        unique[unique.index(ENSEMBLE)] = f"{ENSEMBLE}_model"
+    for reserved in (ENSEMBLE, FUSION):  # those names head the fused models' columns
+        if reserved in unique:
+            unique[unique.index(reserved)] = f"{reserved}_model"
     return unique
 
 

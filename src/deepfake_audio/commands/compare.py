@@ -7,7 +7,12 @@ import sys
 import time
 from datetime import datetime
 
-from deepfake_audio.commands.scoring_args import add_scoring_options, load_detectors, scoring_kwargs
+from deepfake_audio.commands.scoring_args import (
+    add_scoring_options,
+    load_detectors,
+    load_fusion,
+    scoring_kwargs,
+)
 from deepfake_audio.compare import (
     audio_files,
     compare_models,
@@ -74,9 +79,10 @@ def run(args: argparse.Namespace) -> int:
     files = audio_files(args.audio_dir)
     print(f"{len(checkpoints)} model(s), {len(files)} audio file(s) under {args.audio_dir}")
     detectors = load_detectors([str(p) for p in checkpoints], args.device)
+    fusion = load_fusion(args)
     stamp = datetime.now().strftime("%Y%m%d_%H%M%S")
     began = time.perf_counter()
-    comparison = compare_models(detectors, files, **scoring_kwargs(args))
+    comparison = compare_models(detectors, files, **scoring_kwargs(args), fusion=fusion)
     elapsed = time.perf_counter() - began
     print(format_report(comparison, top=args.top))
     written = write_comparison(comparison, args.output_dir, stamp)

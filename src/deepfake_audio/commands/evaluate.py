@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 
 from deepfake_audio.commands.data_args import _csv_list
-from deepfake_audio.commands.scoring_args import add_scoring_options, load_detectors, scoring_kwargs
+from deepfake_audio.commands.scoring_args import (
+    add_scoring_options,
+    load_detectors,
+    load_fusion,
+    scoring_kwargs,
+)
 from deepfake_audio.data.layouts import LAYOUTS
 from deepfake_audio.evaluate import evaluate_models, format_summary, load_records, write_evaluation
 
@@ -22,7 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--model", "-m", action="append", dest="models", required=True, metavar="CKPT",
-        help="checkpoint (.safetensors); repeat to evaluate several and their ensemble",
+        help="checkpoint (.safetensors); repeat to evaluate several and their ensemble "
+        "(and, with --fusion, their fitted fusion)",
     )  # fmt: skip
     parser.add_argument("--data", required=True, help="dataset folder, or a CSV/JSONL manifest")
     parser.add_argument(
@@ -48,8 +54,9 @@ def run(args: argparse.Namespace) -> int:
         args.data, layout=args.layout, dataset_types=args.dataset_types, splits=args.splits
     )
     detectors = load_detectors(args.models, args.device)
+    fusion = load_fusion(args)
     print(f"{len(detectors)} model(s), {len(records)} labelled file(s)")
-    evaluation = evaluate_models(detectors, records, **scoring_kwargs(args))
+    evaluation = evaluate_models(detectors, records, **scoring_kwargs(args), fusion=fusion)
     settings = {
         "data": str(args.data),
         "splits": args.splits,
@@ -57,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         "aggregate": args.aggregate,
         "hop_seconds": args.hop,
         "threshold_override": args.threshold,
+        "fusion": args.fusion,
     }
     written = write_evaluation(evaluation, args.output_dir, settings=settings)
     print(format_summary(evaluation))

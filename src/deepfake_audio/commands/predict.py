@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 
-from deepfake_audio.commands.scoring_args import add_scoring_options, load_detectors, scoring_kwargs
+from deepfake_audio.commands.scoring_args import (
+    add_scoring_options,
+    load_detectors,
+    load_fusion,
+    scoring_kwargs,
+)
 from deepfake_audio.predict import format_line, predict_files
 
 
@@ -16,8 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Print one verdict per file: FAKE or REAL, the probability of fake and "
         "the threshold used (the model's stored validation-EER threshold unless --threshold). "
         "Long files are scored over all of their windows. With several --model the verdict "
-        "is their ensemble's (mean probability at the mean threshold). Exits 1 when any file "
-        "could not be read.",
+        "is their ensemble's (mean probability at the mean threshold), or with --fusion the "
+        "fitted fusion's. Exits 1 when any file could not be read.",
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders")
     parser.add_argument(
@@ -40,12 +45,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     detectors = load_detectors(args.models, args.device)
+    fusion = load_fusion(args)
     options = scoring_kwargs(args)
     options["progress"] = options["progress"] and not args.json
-    predictions = predict_files(detectors, args.paths, **options)
+    predictions = predict_files(detectors, args.paths, **options, fusion=fusion)
     if args.json:
         document = {
             "models": {d.name: str(d.path) for d in detectors},
+            **({"fusion": str(fusion.path)} if fusion is not None else {}),
             "aggregate": args.aggregate,
             "files": [p.to_dict() for p in predictions],
         }

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 
 from deepfake_audio.checkpoints import Detector, load_checkpoint
+from deepfake_audio.fusion import Fusion
 from deepfake_audio.parallel import default_workers
 from deepfake_audio.scoring import AGGREGATIONS, resolve_device
 
@@ -24,14 +26,24 @@ def _probability(text: str) -> float:
     return value
 
 
-def add_scoring_options(parser: argparse.ArgumentParser) -> None:
+def add_scoring_options(parser: argparse.ArgumentParser, *, verdicts: bool = True) -> None:
+    """The scoring options; ``verdicts`` adds ``--threshold`` and ``--fusion`` (not for
+    ``fuse``, which fits a fusion and its threshold rather than using them)."""
     group = parser.add_argument_group("scoring")
-    group.add_argument(
-        "--threshold",
-        type=_probability,
-        help="call a file fake when its probability of fake is at least this "
-        "(default: each model's stored validation-EER threshold; the ensemble uses their mean)",
-    )
+    if verdicts:
+        group.add_argument(
+            "--threshold",
+            type=_probability,
+            help="call a file fake when its probability of fake is at least this (default: "
+            "each model's stored validation-EER threshold; the ensemble uses their mean, the "
+            "fusion its own)",
+        )
+        group.add_argument(
+            "--fusion",
+            metavar="FILE",
+            help="a fusion file written by `deepfake-audio fuse` for exactly these models: "
+            "adds a model named fusion (learned weights, its own stored threshold)",
+        )
     group.add_argument(
         "--aggregate",
         choices=AGGREGATIONS,
@@ -69,7 +81,7 @@ def scoring_kwargs(args: argparse.Namespace) -> dict:
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
     return {
-        "threshold": args.threshold,
+        "threshold": getattr(args, "threshold", None),
         "hop_seconds": args.hop,
         "method": args.aggregate,
         "batch_size": args.batch_size,
@@ -82,3 +94,26 @@ def load_detectors(paths: Sequence[str], device: str = "auto") -> list[Detector]
     """Load every checkpoint onto ``device`` (``auto``: the GPU when there is one)."""
     target = resolve_device(device)
     return [load_checkpoint(p, device=target) for p in paths]
+
+
+def load_fusion(args: argparse.Namespace) -> Fusion | None:
+    """The ``--fusion`` file, if any; warns when scoring options differ from its fit's.
+
+    A fusion's weights and threshold suit the scores they were fitted on: scores aggregated
+    with ``max`` instead of ``mean`` (or another hop) shift, so its threshold may not hold.
+    """
+    if not getattr(args, "fusion", None):
+        return None
+    fusion = Fusion.load(args.fusion)
+    fitted = fusion.fitted
+    for option, key, value in (
+        ("--aggregate", "aggregate", args.aggregate),
+        ("--hop", "hop_seconds", args.hop),
+    ):
+        if key in fitted and fitted[key] != value:
+            print(
+                f"warning: fusion {args.fusion} was fitted with {option} {fitted[key]}, "
+                f"scoring now uses {value}: its weights and threshold may not suit these scores",
+                file=sys.stderr,
+            )
+    return fusion

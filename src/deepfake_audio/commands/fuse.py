@@ -1,0 +1,111 @@
+"""``deepfake-audio fuse``: fit a logistic-regression fusion of models on validation data."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+
+from deepfake_audio.commands.data_args import _csv_list
+from deepfake_audio.commands.scoring_args import add_scoring_options, load_detectors, scoring_kwargs
+from deepfake_audio.data.layouts import LAYOUTS
+from deepfake_audio.data.records import TEST, parse_split
+from deepfake_audio.evaluate import load_records
+from deepfake_audio.fusion import fit_on_records
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "fuse",
+        help="fit a logistic-regression fusion of several models on labelled validation data",
+        description="Score labelled data (the validation split by default) with every --model "
+        "and fit a logistic regression on the logits of their probabilities of fake. Writes a "
+        "small JSON file (members with their SHA-1, weights, intercept, the fused validation "
+        "EER threshold, validation metrics, how it was fitted) to use with --fusion in "
+        "evaluate, compare and predict. Fit on validation data only: a fusion fitted on the "
+        "test split makes that split's metrics of the fusion optimistic.",
+    )
+    parser.add_argument(
+        "--model", "-m", action="append", dest="models", required=True, metavar="CKPT",
+        help="checkpoint (.safetensors) to fuse; repeat for each",
+    )  # fmt: skip
+    parser.add_argument("--data", required=True, help="dataset folder, or a CSV/JSONL manifest")
+    parser.add_argument(
+        "--splits", type=_csv_list, default=["validation"], metavar="S1,S2",
+        help="splits to fit on (default: validation)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--allow-test", action="store_true",
+        help="allow fitting on the test split (its later evaluation is then not honest)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--layout", choices=LAYOUTS, default="auto", help="dataset layout (default: detect)"
+    )
+    parser.add_argument(
+        "--dataset-types", type=_csv_list, metavar="T1,T2", help="only these dataset types"
+    )
+    parser.add_argument(
+        "--regularization", type=_positive_float, default=1.0, metavar="C",
+        help="inverse L2 strength of the logistic regression (default 1.0; smaller with "
+        "few validation clips)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--output", "-o", default="fusion.json", help="fusion file to write (default fusion.json)"
+    )
+    add_scoring_options(parser, verdicts=False)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from deepfake_audio.cli import UsageError
+
+    if not args.splits:
+        raise UsageError("--splits is empty: name the validation split(s) to fit on")
+    if any(parse_split(s) == TEST for s in args.splits) and not args.allow_test:
+        raise UsageError(
+            "refusing to fit a fusion on the test split: its test metrics would no longer be "
+            "honest (fit on validation; --allow-test to do it anyway)"
+        )
+    records = load_records(
+        args.data, layout=args.layout, dataset_types=args.dataset_types, splits=args.splits
+    )
+    detectors = load_detectors(args.models, args.device)
+    print(f"fitting a fusion of {len(detectors)} model(s) on {len(records)} labelled file(s)")
+    fitted = {
+        "data": str(args.data),
+        "splits": list(args.splits),
+        "layout": args.layout,
+        "dataset_types": args.dataset_types,
+    }
+    fusion, evaluation = fit_on_records(
+        detectors,
+        records,
+        regularization=args.regularization,
+        fitted=fitted,
+        **scoring_kwargs(args),
+    )
+    for path, reason in evaluation.unreadable:
+        print(f"unreadable {path}: {reason}", file=sys.stderr)
+    written = fusion.save(args.output)
+
+    def pct(value: float) -> str:
+        return "-" if value is None or math.isnan(value) else f"{100 * value:.2f}%"
+
+    for member in fusion.members:
+        print(
+            f"  {member.name}: weight {member.coefficient:+.4f}  EER {pct(member.validation_eer)}"
+        )
+    print(f"  intercept {fusion.intercept:+.4f}")
+    print(
+        f"fusion: EER {pct(fusion.validation['eer'])} on {len(evaluation.records)} file(s), "
+        f"threshold {fusion.threshold:.4f}"
+    )
+    print(f"written: {written}")
+    return 0
