@@ -1,4 +1,5 @@
-"""Datasets and samplers: reproducible windows and orders, disjoint shards, bad clips skipped."""
+"""Datasets and samplers: reproducible windows and orders, disjoint shards, bad clips skipped,
+augmentation on training windows only."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+from deepfake_audio.augment import AugmentConfig, GainConfig, NoiseConfig, build_augmenter
 from deepfake_audio.data.loading import ClipDataModule, ClipDataset, ShardSampler, TrainSampler
 from deepfake_audio.data.records import FAKE, REAL, ClipRecord
-from deepfake_audio.preprocess import PreprocessConfig
+from deepfake_audio.preprocess import PreprocessConfig, make_window
 
 PRE = PreprocessConfig(sample_rate=1000, window_seconds=0.1, normalization="none")  # 100 samples
 
@@ -123,3 +125,93 @@ def test_datamodule_batches_do_not_depend_on_workers(workers):
     reference, other = batches(0), batches(workers)
     assert torch.equal(reference[0], other[0]) and torch.equal(reference[1], other[1])
     assert reference[0].shape == (6, 100) and reference[1].shape == (4, 100)
+
+
+# -- augmentation ----------------------------------------------------------------------------
+
+NOISE = AugmentConfig(sample_rate=1000, noise=NoiseConfig(enabled=True, min_snr_db=10))
+
+
+def _noisy_records(n: int = 6) -> tuple[list[ClipRecord], MemorySource]:
+    records = _records(n)
+    rng = np.random.default_rng(0)
+    clips = {r.path: rng.standard_normal(1000).astype(np.float32) for r in records}
+    return records, MemorySource(clips)
+
+
+def test_augmentation_off_gives_the_windows_of_before():
+    """No augmenter, or one with nothing enabled: exactly ``make_window`` as it always was."""
+    records, source = _noisy_records()
+    pre = PreprocessConfig(sample_rate=1000, window_seconds=0.1, normalization="peak")
+    plain = ClipDataset(records, source, pre, seed=5)
+    disabled = ClipDataset(records, source, pre, seed=5, augment=build_augmenter(AugmentConfig()))
+    for index in range(len(records)):
+        for key in (index, (index, 0), (index, 3)):
+            rng = None if isinstance(key, int) else np.random.default_rng([5, key[1], index])
+            before, _ = make_window(source(records[index].path), pre, rng)
+            assert np.array_equal(plain[key]["audio"].numpy(), before)
+            assert np.array_equal(disabled[key]["audio"].numpy(), before)
+
+
+def test_augmentation_changes_training_windows_only_and_is_seeded():
+    records, source = _noisy_records()
+    clean = ClipDataset(records, source, PRE, seed=5)
+    noisy = ClipDataset(records, source, PRE, seed=5, augment=build_augmenter(NOISE))
+    for index in range(len(records)):
+        assert torch.equal(noisy[index]["audio"], clean[index]["audio"])  # evaluation: clean
+        key = (index, 2)
+        assert not torch.equal(noisy[key]["audio"], clean[key]["audio"])
+        assert torch.equal(noisy[key]["audio"], noisy[key]["audio"])  # same (seed, epoch, index)
+        assert not torch.equal(noisy[key]["audio"], noisy[(index, 3)]["audio"])
+    other_seed = ClipDataset(records, source, PRE, seed=6, augment=build_augmenter(NOISE))
+    assert not torch.equal(other_seed[(0, 2)]["audio"], noisy[(0, 2)]["audio"])
+
+
+def test_augmentation_does_not_move_the_window():
+    """A separate random stream: with gain only (and no normalization) the augmented window is
+    the clean one, same position, times one factor."""
+    records, source = _records(3), _source(_records(3))
+    gain = AugmentConfig(sample_rate=1000, gain=GainConfig(enabled=True, min_db=3, max_db=6))
+    clean = ClipDataset(records, source, PRE, seed=1)
+    louder = ClipDataset(records, source, PRE, seed=1, augment=build_augmenter(gain))
+    for index in range(3):
+        a, b = louder[(index, 4)]["audio"], clean[(index, 4)]["audio"]
+        factor = float(a.abs().max() / b.abs().max())
+        assert torch.allclose(a, b * factor) and 10 ** (3 / 20) <= factor <= 10 ** (6 / 20)
+
+
+def test_a_failing_augmentation_skips_the_item_and_says_so():
+    def broken(window: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        raise OSError("no encoder")
+
+    records, source = _noisy_records(2)
+    dataset = ClipDataset(records, source, PRE, augment=broken)
+    assert dataset[0]["error"] == ""  # evaluation never calls it
+    assert "augmentation failed (OSError: no encoder)" in dataset[(0, 0)]["error"]
+
+
+def test_augmented_batches_do_not_depend_on_workers_and_validation_stays_clean():
+    records, source = _noisy_records(10)
+
+    def batches(num_workers, augment):
+        data = ClipDataModule(
+            records[:6],
+            records[6:],
+            source,
+            PRE,
+            batch_size=4,
+            num_workers=num_workers,
+            seed=3,
+            augment=augment,
+        )
+        assert data.val_set.augment is None
+        train = torch.cat([b["audio"] for b in data.train_dataloader()])
+        val = torch.cat([b["audio"] for b in data.val_dataloader()])
+        return train, val
+
+    augment = build_augmenter(NOISE)
+    serial, parallel = batches(0, augment), batches(2, augment)
+    clean = batches(0, None)
+    assert torch.equal(serial[0], parallel[0]) and torch.equal(serial[1], parallel[1])
+    assert not torch.equal(serial[0], clean[0])
+    assert torch.equal(serial[1], clean[1])

@@ -44,6 +44,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from deepfake_audio import __version__
+from deepfake_audio.augment import AugmentConfig, build_augmenter
 from deepfake_audio.checkpoints import save_checkpoint
 from deepfake_audio.data.loading import ClipDataModule
 from deepfake_audio.data.pipeline import DataOptions, PreparedData, prepare
@@ -86,6 +87,17 @@ RESUME_OVERRIDABLE = frozenset(
     {"epochs", "num_workers", "accelerator", "devices", "num_nodes", "strategy", "progress"}
 )
 
+#: Model config keys that training sets itself (from the window and ``sample_rate``), so that
+#: the model, the stored preprocessing and scoring can never disagree.
+SET_BY_TRAINING = ("input_samples", "sample_rate")
+
+#: The rate at which the models' default ``input_samples`` are given (when the model's config
+#: has no ``sample_rate`` of its own).
+MODEL_DEFAULT_RATE = 16000
+
+#: The augmentations in the order :class:`~deepfake_audio.augment.Augmenter` applies them.
+AUGMENT_ORDER = ("rawboost", "noise", "codec", "gain")
+
 
 def checkpoint_name(epoch: int, val_accuracy: float) -> str:
     """``model_epoch_01_valacc_0.7240.safetensors``, the original naming."""
@@ -110,8 +122,10 @@ class TrainConfig:
     seed: int = 0
     # preprocessing (stored in every checkpoint)
     sample_rate: int = 16000
-    window_seconds: float = 2.0
+    window_seconds: float | None = None  # default: the model's own window (see model_window)
     normalization: Literal["peak", "rms", "none"] = "peak"
+    # on-the-fly augmentation of training windows: AugmentConfig keys, all off by default
+    augment: dict[str, Any] = field(default_factory=dict)
     # data selection (see DataOptions)
     layout: str = "auto"
     dataset_types: list[str] | None = None
@@ -137,12 +151,41 @@ class TrainConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
-        self.preprocess  # noqa: B018 (validates the preprocessing values)
         make_config(self.model, self.model_config)  # unknown model or option -> ValueError
+        fixed = sorted(set(SET_BY_TRAINING) & set(self.model_config))
+        if fixed:
+            raise ValueError(
+                f"model_config may not set {fixed}: training sets them from window_seconds "
+                "and sample_rate (use those options instead)"
+            )
+        if self.window_seconds is None:  # resolved here so config.json holds the real window
+            self.window_seconds = self.model_window()
+        self.preprocess  # noqa: B018 (validates the preprocessing values)
+        self.augment_config  # noqa: B018 (unknown keys, wrong types -> ValueError)
+
+    def model_window(self) -> float:
+        """The model's own window in seconds: its default ``input_samples`` at its design rate.
+
+        Why: each architecture was designed (and in its paper, tuned) for one input length,
+        e.g. 64,600 samples (4.0375 s) for AASIST, RawNet2 and LCNN-LFCC, 32,000 (2 s) for
+        seed_cnn. Keeping the duration, not the sample count, means ``--sample-rate 8000``
+        still shows the model 4.0375 s of speech.
+        """
+        config = make_config(self.model)
+        samples = getattr(config, "input_samples", None)
+        if samples is None:
+            return PreprocessConfig.window_seconds
+        return samples / getattr(config, "sample_rate", MODEL_DEFAULT_RATE)
 
     @property
     def preprocess(self) -> PreprocessConfig:
-        return PreprocessConfig(self.sample_rate, self.window_seconds, self.normalization)
+        window = self.model_window() if self.window_seconds is None else self.window_seconds
+        return PreprocessConfig(self.sample_rate, window, self.normalization)
+
+    @property
+    def augment_config(self) -> AugmentConfig:
+        """The resolved augmentation (its rate is always the training ``sample_rate``)."""
+        return augment_config(self.augment, self.sample_rate)
 
     def data_options(self) -> DataOptions:
         return DataOptions(
@@ -159,11 +202,13 @@ class TrainConfig:
         )
 
     def model_values(self) -> dict[str, Any]:
-        """Model config values, with the input length set from the preprocessing window."""
+        """Model config values, with input length and rate set from the preprocessing."""
         values = dict(self.model_config)
         known = {f.name for f in fields(make_config(self.model))}
         if "input_samples" in known:
             values["input_samples"] = self.preprocess.window_samples
+        if "sample_rate" in known:  # sinc filters and LFCC frames are laid out in Hz and ms
+            values["sample_rate"] = self.sample_rate
         return values
 
     def to_dict(self) -> dict[str, Any]:
@@ -181,8 +226,46 @@ class TrainConfig:
                 raise ValueError(
                     f"{source}: option {key!r} must be {_type_name(hints[key])}, got {value!r}"
                 )
-        converted = {k: float(v) if hints[k] is float else v for k, v in values.items()}
+        converted = {k: _to_float(v, hints[k]) for k, v in values.items()}
         return cls(**converted)
+
+
+def augment_config(values: dict[str, Any], sample_rate: int) -> AugmentConfig:
+    """``AugmentConfig`` from the ``augment`` option; unknown keys and wrong types are errors.
+
+    ``sample_rate`` is not an option here: it is always the training rate, so the codec and
+    RawBoost filters work at the rate the windows really have.
+    """
+    if "sample_rate" in values:
+        raise ValueError("augment.sample_rate is not an option: it follows sample_rate")
+    parts = {f.name for f in fields(AugmentConfig)} - {"sample_rate"}
+    for part, options in values.items():
+        if part not in parts:
+            continue  # AugmentConfig.from_dict names it in its error
+        if not isinstance(options, dict):
+            raise ValueError(f"augment.{part} must be a table/object, got {options!r}")
+        hints = typing.get_type_hints(type(getattr(AugmentConfig(), part)))
+        for key, value in options.items():
+            if key in hints and not _matches(value, hints[key]):
+                raise ValueError(
+                    f"augment.{part}.{key} must be {_type_name(hints[key])}, got {value!r}"
+                )
+    return AugmentConfig.from_dict({**values, "sample_rate": sample_rate})
+
+
+def merge_nested(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``update`` merged in, key by key at every level of nested dicts.
+
+    Why: ``--augment noise`` on the command line must switch noise on without wiping the
+    noise or RawBoost settings a ``--config`` file gives.
+    """
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_nested(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def _matches(value: Any, annotation: Any) -> bool:
@@ -196,6 +279,8 @@ def _matches(value: Any, annotation: Any) -> bool:
         return value in args
     if origin is list:
         return isinstance(value, list) and all(_matches(v, args[0]) for v in value)
+    if origin is tuple:  # tuple[X, ...] in a config dataclass: a JSON/TOML list
+        return isinstance(value, list | tuple) and all(_matches(v, args[0]) for v in value)
     if origin is dict:
         return isinstance(value, dict) and all(isinstance(k, str) for k in value)
     if annotation is type(None):
@@ -205,6 +290,14 @@ def _matches(value: Any, annotation: Any) -> bool:
     if annotation is int:
         return isinstance(value, int) and not isinstance(value, bool)
     return isinstance(value, annotation)
+
+
+def _to_float(value: Any, annotation: Any) -> Any:
+    """An int given for a float option becomes a float (``window_seconds = 4`` in TOML)."""
+    floats = annotation is float or float in typing.get_args(annotation)
+    return (
+        float(value) if floats and isinstance(value, int) and not isinstance(value, bool) else value
+    )
 
 
 def _type_name(annotation: Any) -> str:
@@ -625,6 +718,16 @@ class RunRecorder(L.Callback):
         )
         if self.start_epoch:
             log.info("resuming after epoch %d", self.start_epoch)
+        augment = self.config.augment_config
+        if augment.enabled:
+            on = [name for name in AUGMENT_ORDER if getattr(augment, name).enabled]
+            log.info("augmenting training windows: %s", ", ".join(on))
+        if augment.gain.enabled and self.config.normalization != "none":
+            log.warning(
+                "gain augmentation has no effect with normalization %r: windows are augmented "
+                "before they are normalized, and normalization undoes a gain change",
+                self.config.normalization,
+            )
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._epoch_started = time.perf_counter()
@@ -654,6 +757,7 @@ class RunRecorder(L.Callback):
             extra={
                 "epoch": epoch,
                 "manifest_fingerprint": self.fingerprint,
+                "augment": self.config.augment_config.to_dict(),  # resolved, all defaults
                 "train_config": self.config.to_dict() | {"output_dir": str(self.run_dir)},
                 "threshold_rule": "validation equal error rate; P(fake) >= threshold is fake",
             },
@@ -764,8 +868,13 @@ def resume_config(run_dir: str | os.PathLike[str], overrides: dict[str, Any]) ->
     if not path.exists():
         raise FileNotFoundError(f"{run_dir} is not a run folder (no config.json)")
     values = load_config_file(path)
+    overrides = dict(overrides)
+    if "augment" in overrides:  # flags adjust the run's augmentation; compare what results
+        overrides["augment"] = merge_nested(values.get("augment", {}), overrides["augment"])
     illegal = sorted(
-        k for k, v in overrides.items() if k not in RESUME_OVERRIDABLE and values.get(k) != v
+        k
+        for k, v in overrides.items()
+        if k not in RESUME_OVERRIDABLE and not _same_option(k, values.get(k), v, values)
     )
     if illegal:
         raise ValueError(
@@ -774,6 +883,18 @@ def resume_config(run_dir: str | os.PathLike[str], overrides: dict[str, Any]) ->
     values.update({k: v for k, v in overrides.items() if k in RESUME_OVERRIDABLE})
     values["output_dir"] = str(run_dir)
     return TrainConfig.from_dict(values, source=str(path))
+
+
+def _same_option(key: str, old: Any, new: Any, run_values: dict[str, Any]) -> bool:
+    """Whether ``new`` leaves option ``key`` of a run as it was (augmentation compared resolved,
+    so that spelling out a default, e.g. ``--augment none``, is no change)."""
+    if key != "augment":
+        return old == new
+    rate = int(run_values.get("sample_rate", TrainConfig.sample_rate))
+    try:
+        return augment_config(old or {}, rate) == augment_config(new or {}, rate)
+    except ValueError:
+        return False
 
 
 def train(
@@ -792,6 +913,7 @@ def train(
     rank_zero = _env_rank() == 0
     L.seed_everything(config.seed, workers=True, verbose=False)
     model = build_model(config.model, config.model_values())  # a bad config fails before data
+    augment = config.augment_config
     prepared = prepare(
         config.data_root,
         config.data_options(),
@@ -831,6 +953,7 @@ def train(
         seed=config.seed,
         weighted=config.balance == "weighted",
         epoch_offset=start_epoch,
+        augment=build_augmenter(augment) if augment.enabled else None,
     )
     recorder = RunRecorder(
         run_dir,

@@ -3,6 +3,10 @@
 Option values come from, in increasing priority: :class:`~deepfake_audio.train.TrainConfig`
 defaults, ``--config FILE`` (JSON or TOML, the same keys as ``config.json`` in a run folder),
 then flags given on the command line. Only flags actually given override the file.
+
+The augmentation flags are a short-hand for the ``augment`` table of a config file: they are
+merged into it key by key, so a file can hold the detailed settings and ``--augment`` pick
+which of them are on.
 """
 
 from __future__ import annotations
@@ -14,6 +18,12 @@ from typing import Any
 
 from deepfake_audio.commands.data_args import add_data_options
 from deepfake_audio.models import model_names
+
+#: The augmentations ``--augment`` switches, in the order they are applied.
+AUGMENTATIONS = ("rawboost", "noise", "codec", "gain")
+
+#: Flag destinations that build the nested ``augment`` option instead of a top-level one.
+AUGMENT_FLAGS = ("augment_list", "rawboost_algo", "noise_snr", "codec_prob", "gain_db")
 
 DESCRIPTION = (
     "Train a fake/real speech detector. Writes a run folder (default ./runs/YYYYmmdd_HHMMSS) "
@@ -46,9 +56,40 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--weight-decay", type=float, help="Adam weight decay (default 0)")
     group = parser.add_argument_group("preprocessing (stored in every checkpoint)")
     group.add_argument("--sample-rate", type=int, help="Hz (default 16000)")
-    group.add_argument("--window-seconds", type=float, help="model window (default 2.0)")
+    group.add_argument(
+        "--window-seconds",
+        type=float,
+        help="model window (default: the model's own, 2.0 for seed_cnn, 4.0375 for the others)",
+    )
     group.add_argument(
         "--normalization", choices=("peak", "rms", "none"), help="per window (default peak)"
+    )
+    group = parser.add_argument_group(
+        "augmentation (training windows only, off by default; details in the config file's "
+        "augment table)"
+    )
+    group.add_argument(
+        "--augment",
+        dest="augment_list",
+        type=_augment_list,
+        metavar="LIST",
+        help=f"augmentations to switch on, comma-separated: {','.join(AUGMENTATIONS)}; the "
+        "others are switched off ('none': all off)",
+    )
+    group.add_argument(
+        "--rawboost-algo",
+        metavar="SPEC",
+        help="RawBoost algorithms: lnl, isd, ssi joined by + (series) or | (parallel) "
+        "(default lnl+isd)",
+    )
+    group.add_argument(
+        "--noise-snr", type=_range, metavar="MIN,MAX", help="noise SNR range in dB (default 5,40)"
+    )
+    group.add_argument(
+        "--codec-prob", type=float, metavar="P", help="share of windows re-encoded (default 0.5)"
+    )
+    group.add_argument(
+        "--gain-db", type=_range, metavar="MIN,MAX", help="gain range in dB (default -6,6)"
     )
     group = parser.add_argument_group("hardware")
     group.add_argument(
@@ -67,6 +108,49 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
         "--no-progress", dest="progress", action="store_false", help="hide progress bars"
     )
     add_data_options(parser)
+
+
+def _augment_list(text: str) -> list[str]:
+    names = [] if text.strip() == "none" else [n.strip() for n in text.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(AUGMENTATIONS))
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown augmentation(s) {unknown}; choose from {', '.join(AUGMENTATIONS)} or none"
+        )
+    return names
+
+
+def _range(text: str) -> list[float]:
+    try:
+        low, high = (float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected MIN,MAX (two numbers), got {text!r}") from None
+    if low > high:
+        raise argparse.ArgumentTypeError(f"MIN must not exceed MAX, got {text!r}")
+    return [low, high]
+
+
+def augment_options(values: dict[str, Any]) -> dict[str, Any]:
+    """The nested ``augment`` option that the augmentation flags in ``values`` stand for."""
+    augment: dict[str, dict[str, Any]] = {}
+
+    def put(part: str, **options: Any) -> None:
+        augment.setdefault(part, {}).update(options)
+
+    if "augment_list" in values:
+        for name in AUGMENTATIONS:
+            put(name, enabled=name in values["augment_list"])
+    if "rawboost_algo" in values:
+        put("rawboost", algorithm=values["rawboost_algo"])
+    if "noise_snr" in values:
+        low, high = values["noise_snr"]
+        put("noise", min_snr_db=low, max_snr_db=high)
+    if "codec_prob" in values:
+        put("codec", p=values["codec_prob"])
+    if "gain_db" in values:
+        low, high = values["gain_db"]
+        put("gain", min_db=low, max_db=high)
+    return augment
 
 
 def _without_defaults(parser: argparse.ArgumentParser) -> None:
@@ -89,6 +173,11 @@ def given_options(args: argparse.Namespace) -> dict[str, Any]:
     values = dict(vars(args))
     for key in ("func", "command", "config", "resume"):
         values.pop(key, None)
+    augment = augment_options(values)
+    for key in AUGMENT_FLAGS:
+        values.pop(key, None)
+    if augment:
+        values["augment"] = augment
     return values
 
 
@@ -107,6 +196,7 @@ def run(args: argparse.Namespace) -> int:
         TrainConfig,
         _env_rank,
         load_config_file,
+        merge_nested,
         resume_config,
         train,
     )
@@ -117,6 +207,8 @@ def run(args: argparse.Namespace) -> int:
         config = resume_config(resume, flags)
     else:
         values = load_config_file(args.config) if getattr(args, "config", None) else {}
+        if "augment" in flags and isinstance(values.get("augment"), dict):
+            flags["augment"] = merge_nested(values["augment"], flags["augment"])
         source = getattr(args, "config", None) or "command line"
         config = TrainConfig.from_dict({**values, **flags}, source=source)
     if _env_rank() == 0:

@@ -11,9 +11,19 @@ Why the samplers are our own rather than Lightning's injected ``DistributedSampl
   duplicates, and every rank's scores are gathered before metrics are computed.
 * ``--balance weighted`` draws by class weight the same way on every rank.
 
-A clip that cannot be read (or cropped) at training time does not stop the run: its item
-comes back with an ``error`` string and an all-zero window, the training and validation steps
-leave it out, and the run lists it.
+Augmentation (:mod:`deepfake_audio.augment`, off by default) runs here, in the loader workers,
+on training items only: validation always sees the clean first window. Its generator is a
+separate stream of the same ``(seed, epoch, index)`` (a child ``SeedSequence``), so switching
+augmentation on or off never moves the window positions, and a run stays reproducible with any
+number of workers and across resume. Order: cut the window, augment it, *then* normalize it,
+so a training window is normalized exactly as scoring normalizes windows (noise or RawBoost
+can push a window past full scale; normalization brings it back into the range the model sees
+at inference). The price: peak or RMS normalization undoes a pure gain change, so gain
+augmentation only acts with ``normalization = "none"`` (training warns otherwise).
+
+A clip that cannot be read (or cropped, or augmented) at training time does not stop the run:
+its item comes back with an ``error`` string and an all-zero window, the training and
+validation steps leave it out, and the run lists it.
 """
 
 from __future__ import annotations
@@ -29,10 +39,29 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from deepfake_audio.data.balance import class_weights
 from deepfake_audio.data.records import ClipRecord
-from deepfake_audio.preprocess import PreprocessConfig, make_window
+from deepfake_audio.preprocess import PreprocessConfig, crop_window, normalize, random_offset
 
 #: Reads one file as mono float32 at the preprocessing rate, e.g. ``ClipCache.audio``.
 AudioSource = Callable[[str], np.ndarray]
+
+#: ``augment(window, rng) -> window``, e.g. :func:`deepfake_audio.augment.build_augmenter`.
+Augment = Callable[[np.ndarray, np.random.Generator], np.ndarray]
+
+#: ``spawn_key`` of the augmentation stream, a child of ``SeedSequence([seed, epoch, index])``
+#: whose root draws the window position.
+AUGMENT_STREAM = 1
+
+
+def augment_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
+    """The augmentation generator of training item ``index`` in ``epoch``.
+
+    Independent of the window-position stream ``default_rng([seed, epoch, index])``, so turning
+    augmentation on changes what is done to a window, never which window is taken.
+    """
+    return np.random.default_rng(
+        np.random.SeedSequence([seed, epoch, index], spawn_key=(AUGMENT_STREAM,))
+    )
+
 
 #: A training sampler yields ``(index, epoch)``; an evaluation sampler a plain index.
 ItemKey = int | tuple[int, int]
@@ -42,7 +71,8 @@ class ClipDataset(Dataset):
     """Model windows of ``records``; one item per record.
 
     ``dataset[index]`` is the first window (evaluation); ``dataset[(index, epoch)]`` is a
-    window at a random position drawn from ``(seed, epoch, index)`` (training).
+    window at a random position drawn from ``(seed, epoch, index)`` (training), passed through
+    ``augment`` (when given) before normalization. Evaluation items are never augmented.
     """
 
     def __init__(
@@ -51,11 +81,29 @@ class ClipDataset(Dataset):
         audio_source: AudioSource,
         preprocess: PreprocessConfig,
         seed: int = 0,
+        augment: Augment | None = None,
     ) -> None:
         self.records = list(records)
         self.audio_source = audio_source
         self.preprocess = preprocess
         self.seed = seed
+        self.augment = augment
+
+    def window(self, samples: np.ndarray, index: int, epoch: int | None) -> np.ndarray:
+        """Cut (first or random position), augment (training only), normalize: ``(samples,)``."""
+        length = self.preprocess.window_samples
+        offset = 0
+        if epoch is not None:
+            offset = random_offset(
+                samples.shape[-1], length, np.random.default_rng([self.seed, epoch, index])
+            )
+        window = crop_window(samples, length, offset)
+        if epoch is not None and self.augment is not None:
+            try:
+                window = self.augment(window, augment_rng(self.seed, epoch, index))
+            except Exception as exc:  # say which stage failed: the file itself may be fine
+                raise RuntimeError(f"augmentation failed ({type(exc).__name__}: {exc})") from exc
+        return normalize(window, self.preprocess.normalization)[0]
 
     def __len__(self) -> int:
         return len(self.records)
@@ -65,9 +113,7 @@ class ClipDataset(Dataset):
         record = self.records[index]
         error = ""
         try:
-            samples = self.audio_source(record.path)
-            rng = None if epoch is None else np.random.default_rng([self.seed, epoch, index])
-            window, _silent = make_window(np.asarray(samples), self.preprocess, rng)
+            window = self.window(np.asarray(self.audio_source(record.path)), index, epoch)
         except Exception as exc:  # any bad file is skipped and listed, never a crash
             error = f"{type(exc).__name__}: {exc}"
             window = np.zeros(self.preprocess.window_samples, dtype=np.float32)
@@ -159,7 +205,7 @@ class ClipDataModule(L.LightningDataModule):
     """Training and validation DataLoaders over records, sharded by the trainer's rank.
 
     Use it with ``Trainer(use_distributed_sampler=False)``: the samplers here already split the
-    data between ranks (see the module docstring).
+    data between ranks (see the module docstring). ``augment`` applies to the training set only.
     """
 
     def __init__(
@@ -174,9 +220,10 @@ class ClipDataModule(L.LightningDataModule):
         seed: int = 0,
         weighted: bool = False,
         epoch_offset: int = 0,
+        augment: Augment | None = None,
     ) -> None:
         super().__init__()
-        self.train_set = ClipDataset(train_records, audio_source, preprocess, seed)
+        self.train_set = ClipDataset(train_records, audio_source, preprocess, seed, augment)
         self.val_set = ClipDataset(val_records, audio_source, preprocess, seed)
         self.batch_size = batch_size
         self.num_workers = default_num_workers() if num_workers is None else num_workers
