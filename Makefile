@@ -29,6 +29,10 @@ test: install system-deps
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
 
+# The whole pipeline on the demo corpus (see README); a rerun reuses what is built.
+demo: install system-deps
+	$(BIN)/deepfake-audio demo --output-dir demo
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
