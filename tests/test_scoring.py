@@ -13,9 +13,11 @@ from deepfake_audio import audio
 from deepfake_audio.checkpoints import load_checkpoint
 from deepfake_audio.preprocess import PreprocessConfig
 from deepfake_audio.scoring import (
+    ENSEMBLE,
     FileScores,
     aggregate,
     fake_probability,
+    make_lineup,
     model_names,
     resolve_device,
     score_clip,
@@ -171,3 +173,23 @@ def test_bad_options_raise(files, detectors) -> None:
     with pytest.raises(ValueError):
         list(score_files(detectors, files, batch_size=0))
     assert FileScores("x", "bad").ok is False
+
+
+def test_lineup_names_thresholds_and_ensemble(tmp_path: Path) -> None:
+    detectors = [
+        load_checkpoint(untrained_checkpoint(tmp_path / "a.safetensors", 1, threshold=0.2)),
+        load_checkpoint(untrained_checkpoint(tmp_path / "b.safetensors", 2, threshold=0.6)),
+    ]
+    lineup = make_lineup(detectors)
+    assert lineup.models == ["a", "b", ENSEMBLE]
+    assert lineup.thresholds == pytest.approx({"a": 0.2, "b": 0.6, ENSEMBLE: 0.4})
+    assert lineup.sources["a"].endswith("a.safetensors")
+    scores = lineup.with_fused({"a": np.array([0.1, 0.9]), "b": np.array([0.3, 0.5])})
+    np.testing.assert_allclose(scores[ENSEMBLE], [0.2, 0.7])
+    overridden = make_lineup(detectors, threshold=0.5)
+    assert set(overridden.thresholds.values()) == {0.5}
+    single = make_lineup(detectors[:1])
+    assert single.models == ["a"]
+    assert set(single.with_fused({"a": np.array([0.3])})) == {"a"}
+    with pytest.raises(ValueError, match="no model"):
+        make_lineup([])

@@ -27,11 +27,8 @@ from deepfake_audio.data.layouts import iter_audio_files
 from deepfake_audio.data.records import FAKE, LABEL_ALIASES, LABEL_NAMES
 from deepfake_audio.fileio import atomic_output
 from deepfake_audio.scoring import (
-    ENSEMBLE,
-    FUSION,
     Aggregation,
-    ensemble_threshold,
-    model_names,
+    make_lineup,
     score_files,
 )
 
@@ -203,19 +200,8 @@ def compare_models(
     ``fusion`` adds a model named ``fusion``; it must have been fitted on exactly these
     detectors.
     """
-    names = model_names(detectors)
-    members = fusion.member_order(detectors) if fusion is not None else []
-    thresholds = {
-        n: (d.threshold if threshold is None else threshold)
-        for n, d in zip(names, detectors, strict=True)
-    }
-    use_ensemble = len(detectors) > 1
-    if use_ensemble:
-        thresholds[ENSEMBLE] = (
-            ensemble_threshold(thresholds[n] for n in names) if threshold is None else threshold
-        )
-    if fusion is not None:
-        thresholds[FUSION] = fusion.threshold if threshold is None else threshold
+    lineup = make_lineup(detectors, threshold=threshold, fusion=fusion)
+    names = lineup.names
     rows: list[FileRow] = []
     unreadable: list[tuple[str, str]] = []
     for result in score_files(
@@ -232,13 +218,8 @@ def compare_models(
         if result.error is not None:
             unreadable.append((result.path, result.error))
             continue
-        p_fake = {n: result.clips[n].score for n in names}
-        if use_ensemble:
-            p_fake[ENSEMBLE] = result.fused()
-        if fusion is not None:
-            p_fake[FUSION] = float(
-                fusion.predict(np.array([[p_fake[names[i]] for i in members]]))[0]
-            )
+        scores = lineup.with_fused({n: np.array([result.clips[n].score]) for n in names})
+        p_fake = {model: float(values[0]) for model, values in scores.items()}
         rows.append(
             FileRow(
                 path=result.path,
@@ -248,12 +229,7 @@ def compare_models(
                 p_fake=p_fake,
             )
         )
-    models = [*names, ENSEMBLE] if use_ensemble else list(names)
-    if fusion is not None:
-        models.append(FUSION)
-    paths_of = {n: str(d.path or "") for n, d in zip(names, detectors, strict=True)}
-    if fusion is not None:
-        paths_of[FUSION] = str(fusion.path or "")
+    models, thresholds, paths_of = lineup.models, lineup.thresholds, lineup.sources
     labels = [r.label for r in rows]
     summaries = [
         _summary(

@@ -27,12 +27,8 @@ from deepfake_audio.data.records import FAKE, LABEL_NAMES, ClipRecord, parse_lab
 from deepfake_audio.data.splits import select_splits
 from deepfake_audio.fileio import atomic_output, write_text_atomic
 from deepfake_audio.scoring import (
-    ENSEMBLE,
-    FUSION,
     Aggregation,
-    ensemble_threshold,
-    fuse,
-    model_names,
+    make_lineup,
     score_files,
 )
 
@@ -180,14 +176,8 @@ def evaluate_models(
     ``fusion`` adds a model named ``fusion`` judged at its stored threshold (or
     ``threshold``); it must have been fitted on exactly these detectors.
     """
-    if not detectors:
-        raise ValueError("no model given")
-    names = model_names(detectors)
-    members = fusion.member_order(detectors) if fusion is not None else []
-    thresholds = {
-        n: d.threshold if threshold is None else threshold
-        for n, d in zip(names, detectors, strict=True)
-    }
+    lineup = make_lineup(detectors, threshold=threshold, fusion=fusion)
+    names = lineup.names
     by_path = {r.path: r for r in records}
     kept: list[ClipRecord] = []
     per_model: dict[str, list[float]] = {n: [] for n in names}
@@ -212,22 +202,8 @@ def evaluate_models(
         for name in names:
             per_model[name].append(result.clips[name].score)
     scores = {n: np.asarray(v, dtype=np.float64) for n, v in per_model.items()}
-    models = list(names)
-    if len(names) > 1:
-        scores[ENSEMBLE] = np.asarray(
-            [fuse(values) for values in zip(*(per_model[n] for n in names), strict=True)],
-            dtype=np.float64,
-        )
-        thresholds[ENSEMBLE] = (
-            ensemble_threshold(thresholds[n] for n in names) if threshold is None else threshold
-        )
-        models.append(ENSEMBLE)
-    checkpoints = {n: str(d.path or "") for n, d in zip(names, detectors, strict=True)}
-    if fusion is not None:
-        scores[FUSION] = fusion.predict(np.column_stack([scores[names[i]] for i in members]))
-        thresholds[FUSION] = fusion.threshold if threshold is None else threshold
-        checkpoints[FUSION] = str(fusion.path or "")
-        models.append(FUSION)
+    scores = lineup.with_fused(scores)
+    models, thresholds, checkpoints = lineup.models, lineup.thresholds, lineup.sources
     evaluation = Evaluation(
         models=models,
         thresholds=thresholds,

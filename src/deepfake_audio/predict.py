@@ -24,8 +24,7 @@ from deepfake_audio.scoring import (
     ENSEMBLE,
     FUSION,
     Aggregation,
-    ensemble_threshold,
-    model_names,
+    make_lineup,
     score_files,
 )
 
@@ -128,20 +127,13 @@ def predict_files(
 
     ``fusion`` (fitted on exactly these detectors) gives the verdict instead of the ensemble.
     """
-    if not detectors:
-        raise ValueError("no model given")
-    names = model_names(detectors)
-    members = fusion.member_order(detectors) if fusion is not None else []
+    lineup = make_lineup(detectors, threshold=threshold, fusion=fusion)
+    names, thresholds = lineup.names, lineup.thresholds
     entries = expand_paths(paths)
     files = [path for path, problem in entries if problem is None]
-    thresholds = {
-        n: d.threshold if threshold is None else threshold
-        for n, d in zip(names, detectors, strict=True)
-    }
     windows_seconds = {
         n: d.preprocess.window_seconds for n, d in zip(names, detectors, strict=True)
     }
-    fused_threshold = ensemble_threshold(thresholds.values()) if threshold is None else threshold
     scored: list[Prediction] = []
     for result in score_files(
         detectors,
@@ -169,15 +161,11 @@ def predict_files(
                 for start, score in zip(clip.window_starts, clip.window_scores, strict=True)
             ]
             verdicts[name] = ModelVerdict(clip.score, thresholds[name], windows)
-        fused: dict[str, ModelVerdict] = {}
-        if len(names) > 1:
-            fused[ENSEMBLE] = ModelVerdict(result.fused(), fused_threshold, [])
-        if fusion is not None:
-            member_scores = np.array([[verdicts[names[i]].p_fake for i in members]])
-            p = float(fusion.predict(member_scores)[0])
-            fused[FUSION] = ModelVerdict(
-                p, fusion.threshold if threshold is None else threshold, []
-            )
+        scores = lineup.with_fused({n: np.array([v.p_fake]) for n, v in verdicts.items()})
+        fused = {
+            model: ModelVerdict(float(scores[model][0]), thresholds[model], [])
+            for model in lineup.models[len(names) :]
+        }
         # The verdict: the fusion's when given, else the ensemble's, else the only model's.
         model = FUSION if FUSION in fused else ENSEMBLE if ENSEMBLE in fused else names[0]
         deciding = fused.get(model) or verdicts[model]

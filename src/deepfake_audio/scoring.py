@@ -30,6 +30,7 @@ from deepfake_audio.windowing import PreparedFile, prepare_files
 
 if TYPE_CHECKING:
     from deepfake_audio.checkpoints import Detector
+    from deepfake_audio.fusion import Fusion
 
 Aggregation = Literal["mean", "max"]
 AGGREGATIONS = ("mean", "max")
@@ -132,6 +133,67 @@ def fuse(scores: Iterable[float]) -> float:
 def ensemble_threshold(thresholds: Iterable[float]) -> float:
     """The ensemble's threshold: the mean of its members' (their common one when they agree)."""
     return fuse(thresholds)
+
+
+@dataclass
+class Lineup:
+    """The models a command reports and the threshold of each.
+
+    Each detector appears under its report name, then the ``ensemble`` (mean probability of
+    fake, when there are several detectors) and the ``fusion`` (when a fitted fusion is
+    given). compare, evaluate and predict all take their model list, thresholds and fused
+    scores from here, so the three agree.
+    """
+
+    names: list[str]  # the detectors' report names, in the detectors' order
+    models: list[str]  # names, then ENSEMBLE and FUSION where they apply
+    thresholds: dict[str, float]  # model -> threshold (P(fake) >= threshold means fake)
+    sources: dict[str, str]  # model -> the checkpoint or fusion file it came from
+    fusion: Fusion | None = None
+    members: list[int] = field(default_factory=list)  # fusion input order, as name indices
+
+    def with_fused(self, scores: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Add the ensemble's and the fusion's scores to the detectors' (arrays over files)."""
+        out = dict(scores)
+        stacked = np.column_stack([np.asarray(scores[n], dtype=np.float64) for n in self.names])
+        if stacked.shape[0] == 0:  # no readable file: every fused model has no score either
+            return {**out, **{m: np.zeros(0) for m in self.models[len(self.names) :]}}
+        if ENSEMBLE in self.models:
+            out[ENSEMBLE] = stacked.mean(axis=1)
+        if self.fusion is not None:
+            out[FUSION] = self.fusion.predict(stacked[:, self.members])
+        return out
+
+
+def make_lineup(
+    detectors: Sequence[Detector],
+    *,
+    threshold: float | None = None,
+    fusion: Fusion | None = None,
+) -> Lineup:
+    """The lineup of ``detectors``; ``threshold`` overrides every stored threshold.
+
+    The ensemble is judged at the mean of its members' thresholds (their common one when they
+    agree), the fusion at its own. ``fusion`` must have been fitted on exactly these detectors.
+    """
+    if not detectors:
+        raise ValueError("no model given")
+    names = model_names(detectors)
+    thresholds = {n: d.threshold for n, d in zip(names, detectors, strict=True)}
+    sources = {n: str(d.path or "") for n, d in zip(names, detectors, strict=True)}
+    models = list(names)
+    if len(names) > 1:
+        models.append(ENSEMBLE)
+        thresholds[ENSEMBLE] = ensemble_threshold(thresholds[n] for n in names)
+    members: list[int] = []
+    if fusion is not None:
+        members = fusion.member_order(detectors)
+        models.append(FUSION)
+        thresholds[FUSION] = fusion.threshold
+        sources[FUSION] = str(fusion.path or "")
+    if threshold is not None:
+        thresholds = dict.fromkeys(thresholds, threshold)
+    return Lineup(names, models, thresholds, sources, fusion, members)
 
 
 @dataclass
