@@ -36,18 +36,11 @@ from deepfake_audio.data.records import (
 )
 from deepfake_audio.metrics import accuracy, equal_error_rate, predict
 from deepfake_audio.preprocess import make_window
+from deepfake_audio.resume import load_resume_state, save_resume_state
+from deepfake_audio.run_folder import FINAL_NAME, HISTORY_COLUMNS
 from deepfake_audio.scoring import score_windows
-from deepfake_audio.train import (
-    FINAL_NAME,
-    HISTORY_COLUMNS,
-    TrainConfig,
-    check_trainable,
-    load_config_file,
-    load_resume_state,
-    resume_config,
-    save_resume_state,
-    train,
-)
+from deepfake_audio.train import check_trainable, train
+from deepfake_audio.train_config import TrainConfig, load_config_file, resume_config
 
 REPO = Path(__file__).resolve().parent.parent
 RATE, SECONDS = 8000, 0.4

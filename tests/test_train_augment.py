@@ -16,7 +16,8 @@ from deepfake_audio.checkpoints import read_metadata
 from deepfake_audio.cli import build_parser, main
 from deepfake_audio.commands import train as command
 from deepfake_audio.models import model_names
-from deepfake_audio.train import FINAL_NAME, TrainConfig, resume_config
+from deepfake_audio.run_folder import FINAL_NAME
+from deepfake_audio.train_config import TrainConfig, resume_config
 from tests.test_train import RATE, SMALL_ARGS, make_corpus
 
 COUNTS = {"training": {"fake": 4, "real": 4}, "validation": {"fake": 2, "real": 2}}

@@ -1,8 +1,9 @@
 """``deepfake-audio train``: train a detector into a run folder (``train_new_dataset.py`` too).
 
-Option values come from, in increasing priority: :class:`~deepfake_audio.train.TrainConfig`
-defaults, ``--config FILE`` (JSON or TOML, the same keys as ``config.json`` in a run folder),
-then flags given on the command line. Only flags actually given override the file.
+Option values come from, in increasing priority:
+:class:`~deepfake_audio.train_config.TrainConfig` defaults, ``--config FILE`` (JSON or TOML,
+the same keys as ``config.json`` in a run folder), then flags given on the command line. Only
+flags actually given override the file.
 
 The augmentation flags are a short-hand for the ``augment`` table of a config file: they are
 merged into it key by key, so a file can hold the detailed settings and ``--augment`` pick
@@ -192,13 +193,13 @@ def _console_logging() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from deepfake_audio.train import (  # torch and lightning load only when training
+    # torch and lightning load only when training
+    from deepfake_audio.train import _env_rank, train
+    from deepfake_audio.train_config import (
         TrainConfig,
-        _env_rank,
         load_config_file,
         merge_nested,
         resume_config,
-        train,
     )
 
     flags = given_options(args)

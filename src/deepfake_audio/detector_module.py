@@ -1,0 +1,138 @@
+"""The LightningModule: cross-entropy training of a registry model, validation over all ranks."""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from deepfake_audio.metrics import accuracy, equal_error_rate, predict, roc_auc
+from deepfake_audio.scoring import fake_probability
+
+
+class DetectorModule(L.LightningModule):
+    """Cross-entropy training of a registry model; validation metrics over all ranks.
+
+    After each validation epoch :attr:`epoch_metrics` holds the train and validation metrics of
+    the epoch, identical on every rank (computed from gathered values).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        lr: float,
+        weight_decay: float = 0.0,
+        optimizer_state: dict | None = None,
+        torch_rng: torch.Tensor | None = None,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self._optimizer_state = optimizer_state
+        self._torch_rng = torch_rng
+        self.epoch_metrics: dict[str, float] = {}
+        self.skipped: dict[str, str] = {}  # path -> reason, clips skipped on this rank
+        self._train_sums = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, count
+        self._val_rows: list[torch.Tensor] = []
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        return self.model(audio)  # (batch, samples) -> (batch, 2)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        optimizer = torch.optim.Adam(
+            self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay
+        )
+        if self._optimizer_state is not None:
+            optimizer.load_state_dict(self._optimizer_state)
+        return optimizer
+
+    def on_fit_start(self) -> None:
+        if self._torch_rng is not None:  # continue the dropout RNG where the run left it
+            torch.set_rng_state(self._torch_rng)
+
+    def _usable(self, batch: dict, split: str) -> torch.Tensor:
+        """``(batch,)`` bool mask of items that were read; remembers the ones that were not."""
+        records = getattr(self.trainer.datamodule, f"{split}_set").records
+        for index, error in zip(batch["index"].tolist(), batch["error"], strict=True):
+            if error:
+                self.skipped.setdefault(records[index].path, error)
+        return torch.tensor([not e for e in batch["error"]], device=batch["audio"].device)
+
+    def on_train_epoch_start(self) -> None:
+        self._train_sums = torch.zeros(3, dtype=torch.float64, device=self.device)
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        ok = self._usable(batch, "train")  # (batch,)
+        logits = self(batch["audio"])  # (batch, 2)
+        losses = F.cross_entropy(logits.float(), batch["label"], reduction="none")  # (batch,)
+        count = ok.sum()
+        loss = (losses * ok).sum() / count.clamp(min=1)
+        with torch.no_grad():
+            correct = ((logits.argmax(dim=-1) == batch["label"]) & ok).sum()
+            self._train_sums += torch.stack([(losses * ok).sum(), correct, count]).double()
+        self.log("loss", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=len(ok))
+        return loss
+
+    def on_validation_epoch_start(self) -> None:
+        self._val_rows = []
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        ok = self._usable(batch, "val")
+        logits = self(batch["audio"])  # (batch, 2)
+        scores = fake_probability(logits)  # (batch,) P(fake): the project's one scoring path
+        losses = F.cross_entropy(logits.float(), batch["label"], reduction="none")
+        rows = torch.stack(
+            [batch["index"].double(), scores.double(), batch["label"].double(), losses.double()],
+            dim=1,
+        )  # (batch, 4): index, score, label, loss
+        self._val_rows.append(rows[ok])
+
+    def _gather_rows(self, rows: torch.Tensor) -> torch.Tensor:
+        """Concatenate ``(n_rank, k)`` rows from every rank (n may differ between ranks)."""
+        if self.trainer.world_size == 1:
+            return rows
+        count = torch.tensor([rows.shape[0]], device=self.device)
+        counts = self.all_gather(count).flatten().tolist()  # (world,)
+        padded = torch.zeros(max(counts), rows.shape[1], dtype=rows.dtype, device=self.device)
+        padded[: rows.shape[0]] = rows
+        gathered = self.all_gather(padded)  # (world, max_n, k)
+        return torch.cat([gathered[r, :n] for r, n in enumerate(counts)])
+
+    def _gather_skipped(self) -> None:
+        if self.trainer.world_size > 1 and torch.distributed.is_initialized():
+            everyone: list[dict[str, str]] = [{} for _ in range(self.trainer.world_size)]
+            torch.distributed.all_gather_object(everyone, self.skipped)
+            for skipped in everyone:
+                self.skipped.update(skipped)
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:
+            return
+        empty = torch.zeros(0, 4, dtype=torch.float64)
+        local = torch.cat(self._val_rows) if self._val_rows else empty  # (n_rank, 4)
+        rows = self._gather_rows(local.to(self.device)).cpu().numpy()  # (n_all, 4)
+        _, first = np.unique(rows[:, 0], return_index=True)  # one row per validation item
+        rows = rows[first]
+        labels, scores = rows[:, 2].astype(np.int64), rows[:, 1]
+        eer, eer_threshold = equal_error_rate(labels, scores)
+        sums = self.all_gather(self._train_sums)  # (3,) or (world, 3)
+        loss_sum, correct, count = (sums.sum(0) if sums.ndim == 2 else sums).tolist()
+        self._gather_skipped()
+        self.epoch_metrics = {
+            "train_loss": loss_sum / count if count else math.nan,
+            "train_accuracy": correct / count if count else math.nan,
+            "val_loss": float(rows[:, 3].mean()) if len(rows) else math.nan,
+            "val_accuracy": accuracy(labels, predict(scores, 0.5)),
+            "val_eer": eer,
+            "val_eer_threshold": eer_threshold,
+            "val_roc_auc": roc_auc(labels, scores),
+            "val_count": len(rows),
+        }
+        for key in ("val_accuracy", "val_eer"):
+            self.log(key, self.epoch_metrics[key], prog_bar=True, rank_zero_only=True)
