@@ -63,6 +63,7 @@ def save_checkpoint(
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     with atomic_output(path) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
+        tmp.chmod(0o644)  # safetensors creates files readable by their owner only
     return Path(path)
 
 
