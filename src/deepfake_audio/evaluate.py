@@ -25,7 +25,7 @@ from deepfake_audio.checkpoints import Detector
 from deepfake_audio.data.layouts import discover
 from deepfake_audio.data.records import FAKE, LABEL_NAMES, ClipRecord, parse_label
 from deepfake_audio.data.splits import select_splits
-from deepfake_audio.fileio import atomic_output, write_text_atomic
+from deepfake_audio.fileio import atomic_output, json_ready, write_text_atomic
 from deepfake_audio.scoring import (
     Aggregation,
     make_lineup,
@@ -99,19 +99,6 @@ def load_records(
         found = sorted({str(r.split) for r in records})
         raise ValueError(f"no records in splits {list(splits or [])} (splits found: {found})")
     return chosen
-
-
-def _clean(value):
-    """NaN -> None, numpy scalars -> Python, recursively: metrics.json is strict JSON."""
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
 
 
 def breakdown(records: Sequence[ClipRecord], scores: np.ndarray, threshold: float) -> dict:
@@ -246,7 +233,7 @@ def write_evaluation(
     }
     paths = {
         "metrics": write_text_atomic(
-            out / "metrics.json", json.dumps(_clean(document), indent=2, allow_nan=False)
+            out / "metrics.json", json.dumps(json_ready(document), indent=2, allow_nan=False)
         )
     }
     header = ["path", "label", "split", "dataset_type", "generator", "windows"]

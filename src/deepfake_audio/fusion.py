@@ -33,7 +33,7 @@ from scipy.special import expit
 
 from deepfake_audio import __version__, metrics
 from deepfake_audio.data.records import FAKE
-from deepfake_audio.fileio import write_text_atomic
+from deepfake_audio.fileio import json_ready, write_text_atomic
 from deepfake_audio.scoring import model_names
 
 if TYPE_CHECKING:
@@ -68,19 +68,6 @@ def logit_features(scores: np.ndarray) -> np.ndarray:
     """
     p = np.clip(np.asarray(scores, dtype=np.float64), CLIP, 1.0 - CLIP)
     return np.log(p) - np.log1p(-p)
-
-
-def _clean(value: Any) -> Any:
-    """NaN -> None and numpy scalars -> Python, recursively, so the file is strict JSON."""
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
 
 
 @dataclass
@@ -150,7 +137,7 @@ class Fusion:
         return order
 
     def to_dict(self) -> dict[str, Any]:
-        return _clean(
+        return json_ready(
             {
                 "format": FORMAT,
                 "features": f"logit(clip(p_fake, {CLIP}, 1 - {CLIP})) per member",
