@@ -18,11 +18,16 @@ $(BIN)/deepfake-audio: pyproject.toml requirements.txt
 
 install: $(BIN)/deepfake-audio
 
+# The demo corpus downloads (apt-get download, no install) DEMO_PACKAGES: apt's lists must know them.
+DEMO_PACKAGES := fillets-ng-data-nl fillets-ng-data
+
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	unknown=""; for p in $(DEMO_PACKAGES); do apt-cache show $$p >/dev/null 2>&1 || unknown="$$unknown $$p"; done; \
+	if [ -n "$$missing$$unknown" ]; then $(SUDO) apt-get update -qq; fi; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
-		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 
 test: install system-deps
