@@ -115,6 +115,15 @@ def _quiet_known_warnings() -> None:
         ".*treespec, LeafSpec.*",  # inside Lightning, with newer torch
     ):
         warnings.filterwarnings("ignore", pattern)
+    # Lightning advertises a cloud logger on every run; a user of this tool has no use for it.
+    rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(isinstance(f, _NoAdverts) for f in rank_zero.filters):
+        rank_zero.addFilter(_NoAdverts())
+
+
+class _NoAdverts(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip")
 
 
 def _interrupted(run_dir: Path) -> KeyboardInterrupt:
