@@ -8,7 +8,6 @@ on every core; a corpus already complete in ``ROOT`` is reused, not rewritten.
 
 from __future__ import annotations
 
-import io
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -57,26 +56,6 @@ def synth_clip(rng: np.random.Generator, rate: int, seconds: float, channels: in
     return (0.7 * out / np.max(np.abs(out))).astype(np.float32)
 
 
-def _encode_m4a(samples: np.ndarray, rate: int) -> bytes:
-    """AAC in MP4 through FFmpeg; ``samples`` is ``(frames, channels)``."""
-    import av
-
-    layout = "stereo" if samples.shape[1] == 2 else "mono"
-    buffer = io.BytesIO()
-    with av.open(buffer, mode="w", format="mp4") as container:
-        stream = container.add_stream("aac", rate=rate)
-        stream.layout = layout
-        frame = av.AudioFrame.from_ndarray(
-            np.ascontiguousarray(samples.T), format="fltp", layout=layout
-        )
-        frame.sample_rate = rate
-        for packet in stream.encode(frame):
-            container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-    return buffer.getvalue()
-
-
 def clip_path(root: Path, index: int, fmt: str) -> Path:
     """Where clip ``index`` goes: splits 80/10/10, labels alternate."""
     slot = index % 10
@@ -88,6 +67,8 @@ def clip_path(root: Path, index: int, fmt: str) -> Path:
 def _write_one(args: tuple[str, int, str, int, float, float]) -> str:
     import soundfile as sf
 
+    from deepfake_audio.audio import encode_ffmpeg
+
     root, index, fmt, seed, min_s, max_s = args
     rng = np.random.default_rng([seed, index])
     rate = int(rng.choice(RATES))
@@ -98,7 +79,7 @@ def _write_one(args: tuple[str, int, str, int, float, float]) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
     if fmt == "m4a":
-        tmp.write_bytes(_encode_m4a(samples, rate))
+        tmp.write_bytes(encode_ffmpeg(samples, rate, ".m4a"))
     else:
         subtype = {"wav": "PCM_16", "flac": "PCM_16", "mp3": None}[fmt]
         kind = {"wav": "WAV", "flac": "FLAC", "mp3": "MP3"}[fmt]

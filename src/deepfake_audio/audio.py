@@ -213,25 +213,26 @@ _FFMPEG_WRITERS = {
 def encode_ffmpeg(
     samples: np.ndarray, sample_rate: int, suffix: str, bitrate: int | None = None
 ) -> bytes:
-    """Encode mono float32 samples into ``suffix``'s container through FFmpeg; returns bytes.
+    """Encode float32 samples into ``suffix``'s container through FFmpeg; returns bytes.
 
-    Used for M4A/AAC/Opus output (the demo corpus, codec augmentation) and for MP3 at a
-    chosen bitrate.
+    ``samples`` is mono ``(frames,)`` or ``(frames, channels)`` with one or two channels
+    (soundfile's layout). Used for M4A/AAC/Opus output (the demo corpus, codec augmentation,
+    the benchmark corpus) and for MP3 at a chosen bitrate.
     """
     import av
 
     codec, container_format = _FFMPEG_WRITERS.get(suffix.lower(), ("libmp3lame", "mp3"))
     if codec == "libopus" and sample_rate not in (8000, 12000, 16000, 24000, 48000):
         samples, sample_rate = resample(samples, sample_rate, 48000), 48000
+    planar = np.ascontiguousarray(np.atleast_2d(np.asarray(samples, dtype=np.float32).T))
+    layout = "stereo" if planar.shape[0] == 2 else "mono"  # planar: (channels, frames)
     buffer = io.BytesIO()
     with av.open(buffer, mode="w", format=container_format) as container:
         stream = container.add_stream(codec, rate=sample_rate)
-        stream.layout = "mono"
+        stream.layout = layout
         if bitrate:
             stream.bit_rate = bitrate
-        frame = av.AudioFrame.from_ndarray(
-            np.ascontiguousarray(samples, dtype=np.float32)[None, :], format="flt", layout="mono"
-        )
+        frame = av.AudioFrame.from_ndarray(planar, format="fltp", layout=layout)
         frame.sample_rate = sample_rate
         for packet in stream.encode(frame):
             container.mux(packet)
