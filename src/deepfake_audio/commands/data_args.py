@@ -8,27 +8,34 @@ from deepfake_audio.data.layouts import LAYOUTS
 from deepfake_audio.data.pipeline import DataOptions
 
 
-def _csv_list(text: str) -> list[str]:
+def csv_list(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def add_selection_options(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    *,
+    splits_default: list[str] | None = None,
+    splits_help: str = "use only these splits, e.g. training,validation (default: all)",
+) -> None:
+    """``--layout``, ``--dataset-types`` and ``--splits``: which part of a dataset to read."""
+    parser.add_argument(
+        "--layout", choices=LAYOUTS, default="auto", help="dataset layout (default: detect)"
+    )
+    parser.add_argument(
+        "--dataset-types",
+        type=csv_list,
+        metavar="T1,T2",
+        help="use only these dataset types, e.g. for-2sec,for-norm (default: all found)",
+    )
+    parser.add_argument(
+        "--splits", type=csv_list, default=splits_default, metavar="S1,S2", help=splits_help
+    )
 
 
 def add_data_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("data")
-    group.add_argument(
-        "--layout", choices=LAYOUTS, default="auto", help="dataset layout (default: detect)"
-    )
-    group.add_argument(
-        "--dataset-types",
-        type=_csv_list,
-        metavar="T1,T2",
-        help="use only these dataset types, e.g. for-2sec,for-norm (default: all found)",
-    )
-    group.add_argument(
-        "--splits",
-        type=_csv_list,
-        metavar="S1,S2",
-        help="use only these splits, e.g. training,validation (default: all)",
-    )
+    add_selection_options(group)
     group.add_argument(
         "--strict", action="store_true", help="any item shared between splits is an error"
     )

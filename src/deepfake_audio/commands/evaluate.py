@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from deepfake_audio.commands.data_args import _csv_list
+from deepfake_audio.commands.data_args import add_selection_options
 from deepfake_audio.commands.scoring_args import (
     add_scoring_options,
     load_detectors,
     load_fusion,
     scoring_kwargs,
 )
-from deepfake_audio.data.layouts import LAYOUTS
 from deepfake_audio.evaluate import evaluate_models, format_summary, load_records, write_evaluation
 
 
@@ -35,16 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--output-dir", "--output_dir", dest="output_dir", default="evaluation",
         help="where the reports go (default ./evaluation)",
     )  # fmt: skip
-    parser.add_argument(
-        "--layout", choices=LAYOUTS, default="auto", help="dataset layout (default: detect)"
+    add_selection_options(
+        parser, splits_help="only these splits, e.g. testing (default: every file found)"
     )
-    parser.add_argument(
-        "--dataset-types", type=_csv_list, metavar="T1,T2", help="only these dataset types"
-    )
-    parser.add_argument(
-        "--splits", type=_csv_list, metavar="S1,S2",
-        help="only these splits, e.g. testing (default: every file found)",
-    )  # fmt: skip
     add_scoring_options(parser)
     parser.set_defaults(func=run)
 

@@ -6,9 +6,8 @@ import argparse
 import math
 import sys
 
-from deepfake_audio.commands.data_args import _csv_list
+from deepfake_audio.commands.data_args import add_selection_options
 from deepfake_audio.commands.scoring_args import add_scoring_options, load_detectors, scoring_kwargs
-from deepfake_audio.data.layouts import LAYOUTS
 from deepfake_audio.data.records import TEST, parse_split
 from deepfake_audio.evaluate import load_records
 from deepfake_audio.fusion import fit_on_records
@@ -37,20 +36,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="checkpoint (.safetensors) to fuse; repeat for each",
     )  # fmt: skip
     parser.add_argument("--data", required=True, help="dataset folder, or a CSV/JSONL manifest")
-    parser.add_argument(
-        "--splits", type=_csv_list, default=["validation"], metavar="S1,S2",
-        help="splits to fit on (default: validation)",
-    )  # fmt: skip
+    add_selection_options(
+        parser, splits_default=["validation"], splits_help="splits to fit on (default: validation)"
+    )
     parser.add_argument(
         "--allow-test", action="store_true",
         help="allow fitting on the test split (its later evaluation is then not honest)",
     )  # fmt: skip
-    parser.add_argument(
-        "--layout", choices=LAYOUTS, default="auto", help="dataset layout (default: detect)"
-    )
-    parser.add_argument(
-        "--dataset-types", type=_csv_list, metavar="T1,T2", help="only these dataset types"
-    )
     parser.add_argument(
         "--regularization", type=_positive_float, default=1.0, metavar="C",
         help="inverse L2 strength of the logistic regression (default 1.0; smaller with "
