@@ -43,12 +43,22 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--lr", type=float, default=TrainConfig.lr, help="Adam learning rate")
+    parser.add_argument(
+        "--window-seconds",
+        type=float,
+        help="one window for every model (default: each model's own, e.g. 4.04 s for AASIST)",
+    )
     parser.add_argument("--workdir", default="/tmp/deepfake-audio-bench-zoo")
     parser.add_argument("--cache-dir", help="decode cache (default: the usual one)")
     args = parser.parse_args()
 
     print(f"machine: {os.cpu_count()} cores, {platform.machine()}, torch {torch.__version__}")
-    print(f"data: {args.data}; epochs {args.epochs}, batch {args.batch_size}, seed {args.seed}")
+    window = "each model's own" if args.window_seconds is None else f"{args.window_seconds} s"
+    print(
+        f"data: {args.data}; epochs {args.epochs}, batch {args.batch_size}, seed {args.seed}, "
+        f"lr {args.lr}, window {window}"
+    )
     test_records = load_records(args.data, splits=["testing"])
     rows = []
     for name in args.models.split(","):
@@ -60,6 +70,8 @@ def main() -> int:
             epochs=args.epochs,
             batch_size=args.batch_size,
             seed=args.seed,
+            lr=args.lr,
+            window_seconds=args.window_seconds,
             cache_dir=args.cache_dir,
             progress=False,
         )

@@ -16,7 +16,13 @@ import pytest
 from deepfake_audio import metrics
 from deepfake_audio.audio import write_audio
 from deepfake_audio.cli import main
-from deepfake_audio.compare import find_checkpoints, label_from_path, newest_run
+from deepfake_audio.compare import (
+    ModelSummary,
+    find_checkpoints,
+    label_from_path,
+    newest_run,
+    rank_summaries,
+)
 from deepfake_audio.data.records import FAKE, REAL
 from tests.detectors import (
     fake_signal,
@@ -103,8 +109,14 @@ def test_original_command_over_a_three_epoch_run(run_dir: Path, audio_dir: Path,
         assert float(row["ensemble_p_fake"]) == pytest.approx(np.mean(members), abs=2e-6)
 
     # The per-model summary, recomputed independently from the per-file CSV.
-    summary = {s["model"]: s for s in read_csv(only(out, "model_summary_*.csv"))}
-    assert list(summary) == [*MODELS, "ensemble"]
+    ranked = read_csv(only(out, "model_summary_*.csv"))
+    summary = {s["model"]: s for s in ranked}
+    assert sorted(summary) == sorted([*MODELS, "ensemble"])
+    # Ranked best first by EER: ranks 1..n down the file, EER never falling.
+    assert [int(s["rank"]) for s in ranked] == list(range(1, len(ranked) + 1))
+    eers = [float(s["eer"]) for s in ranked]
+    assert eers == sorted(eers)
+    assert ranked[0]["model"] in ("fake_or_real_classifier", "ensemble")  # not an untrained one
     labelled = [r for r in rows if r["label"]]
     truth = np.array([FAKE if r["label"] == "fake" else REAL for r in labelled])
     for name, expected_threshold in zip(MODELS, (0.5, 0.45, 0.5), strict=True):
@@ -179,7 +191,7 @@ def test_default_models_dir_is_the_newest_run(run_dir: Path, audio_dir, tmp_path
     )  # fmt: skip
     assert code == 0
     summary = read_csv(only(tmp_path / "out", "model_summary_*.csv"))
-    assert [s["model"] for s in summary] == [*MODELS, "ensemble"]
+    assert sorted(s["model"] for s in summary) == sorted([*MODELS, "ensemble"])
 
 
 def test_find_checkpoints_orders_epochs_then_final(run_dir: Path) -> None:
@@ -204,3 +216,30 @@ def test_label_from_path() -> None:
     assert label_from_path("/data/real/fake/a.wav") == FAKE  # the nearest folder decides
     assert label_from_path("/data/fake.wav") is None
     assert math.isnan(metrics.roc_auc(np.array([FAKE]), np.array([0.5])))
+
+
+def _summary(name: str, eer: float, bacc: float, labelled: int = 10) -> ModelSummary:
+    return ModelSummary(
+        name=name, threshold=0.5, files=10, called_fake=5, called_real=5, mean_p_fake=0.5,
+        mean_confidence=0.7, labelled=labelled, eer=eer, balanced_accuracy=bacc,
+    )  # fmt: skip
+
+
+def test_ranking_is_by_eer_then_balanced_accuracy_with_missing_eer_last() -> None:
+    ranked = rank_summaries(
+        [
+            _summary("no_eer", math.nan, 1.0),
+            _summary("worse", 0.30, 0.9),
+            _summary("tie_low_bacc", 0.10, 0.7),
+            _summary("tie_high_bacc", 0.10, 0.8),
+        ]
+    )
+    assert [s.name for s in ranked] == ["tie_high_bacc", "tie_low_bacc", "worse", "no_eer"]
+    assert [s.rank for s in ranked] == [1, 2, 3, 4]
+
+
+def test_without_labels_nothing_is_ranked() -> None:
+    summaries = [_summary("b", math.nan, math.nan, 0), _summary("a", math.nan, math.nan, 0)]
+    ranked = rank_summaries(summaries)
+    assert [s.name for s in ranked] == ["b", "a"]
+    assert [s.rank for s in ranked] == [None, None]

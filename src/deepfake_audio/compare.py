@@ -122,6 +122,7 @@ class ModelSummary:
     eer_threshold: float = math.nan
     roc_auc: float = math.nan
     path: str = ""
+    rank: int | None = None  # 1 = best; None when no file carries a label
 
 
 @dataclass
@@ -245,11 +246,39 @@ def compare_models(
         models=models,
         thresholds=thresholds,
         rows=rows,
-        summaries=summaries,
+        summaries=rank_summaries(summaries),
         disagreements=find_disagreements(rows, names, thresholds),
         unreadable=unreadable,
         individual=list(names),
     )
+
+
+def rank_summaries(summaries: Sequence[ModelSummary]) -> list[ModelSummary]:
+    """Best first: lowest EER, then highest balanced accuracy, then highest ROC-AUC.
+
+    EER comes first because it does not depend on the threshold a model was saved with, so
+    it compares detectors rather than their calibration (the field's convention). A model
+    with no EER (one class among the labelled files) ranks after those with one. Without
+    any labelled file there is nothing to rank by: the order is kept and ``rank`` stays None.
+    """
+    if not any(s.labelled for s in summaries):
+        return list(summaries)
+
+    def worst_last(value: float, lower_is_better: bool) -> tuple[bool, float]:
+        missing = math.isnan(value)
+        return missing, 0.0 if missing else (value if lower_is_better else -value)
+
+    ranked = sorted(
+        summaries,
+        key=lambda s: (
+            worst_last(s.eer, True),
+            worst_last(s.balanced_accuracy, False),
+            worst_last(s.roc_auc, False),
+        ),
+    )  # sorted() is stable: full ties keep the discovery order
+    for position, summary in enumerate(ranked, start=1):
+        summary.rank = position
+    return ranked
 
 
 def find_disagreements(
@@ -327,12 +356,13 @@ def write_comparison(
             line += [_prediction(p, comparison.thresholds[name]), f"{p:.6f}"]
         file_rows.append(line)
     summary_header = [
-        "model", "threshold", "files", "called_fake", "called_real", "mean_p_fake",
+        "rank", "model", "threshold", "files", "called_fake", "called_real", "mean_p_fake",
         "mean_confidence", "labelled", "accuracy", "balanced_accuracy", "eer", "eer_threshold",
         "roc_auc", "checkpoint",
     ]  # fmt: skip
     summary_rows = [
         [
+            "" if s.rank is None else s.rank,
             s.name,
             f"{s.threshold:.6f}",
             s.files,
@@ -394,12 +424,14 @@ def format_report(comparison: Comparison, top: int = 20) -> str:
 
     width = max([len(n) for n in comparison.models] + [5])
     lines = [
-        f"{'model':<{width}}  thresh   files   fake   real  mean_p  conf   acc%  bacc%  eer%   auc",
+        f"rank  {'model':<{width}}  thresh   files   fake   real  mean_p  conf   acc%  bacc%  eer%"
+        "   auc",
     ]
     for s in comparison.summaries:
         auc = "    -" if math.isnan(s.roc_auc) else f"{s.roc_auc:.3f}"
+        rank = "-" if s.rank is None else str(s.rank)
         lines.append(
-            f"{s.name:<{width}}  {s.threshold:.4f} {s.files:6d} {s.called_fake:6d} "
+            f"{rank:>4}  {s.name:<{width}}  {s.threshold:.4f} {s.files:6d} {s.called_fake:6d} "
             f"{s.called_real:6d}  {s.mean_p_fake:.3f}  {s.mean_confidence:.3f} {pct(s.accuracy)} "
             f"{pct(s.balanced_accuracy)} {pct(s.eer)} {auc}"
         )
@@ -407,7 +439,11 @@ def format_report(comparison: Comparison, top: int = 20) -> str:
     total = len(comparison.rows)
     lines.append(
         f"{total} files scored, {labelled} with a label from their folder"
-        + ("" if labelled else " (no fake/real folder: accuracy and EER not computed)")
+        + (
+            "; ranked by EER, then balanced accuracy"
+            if labelled
+            else " (no fake/real folder: accuracy and EER not computed, models not ranked)"
+        )
     )
     if len(comparison.individual) > 1:
         lines.append("")

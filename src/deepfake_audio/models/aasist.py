@@ -72,9 +72,13 @@ class AASISTLConfig(AASISTConfig):
 def max_pool(x: torch.Tensor, freq: int, time: int) -> torch.Tensor:
     """Non-overlapping max-pool of ``(batch, C, F, T)`` by ``(freq, time)``, remainders dropped.
 
-    Same result as ``F.max_pool2d(x, (freq, time))`` but several times faster on CPU: it is
-    a reshape and a reduction, with no index bookkeeping.
+    Same result as ``F.max_pool2d(x, (freq, time))``. Without gradients a reshape and a
+    reduction is faster on CPU (no index bookkeeping; 1.26x for AASIST-L inference); with
+    gradients ``max_pool2d`` wins (1.12x per training step), because the reduction's
+    backward pass compares every element with the maximum again.
     """
+    if x.requires_grad:
+        return F.max_pool2d(x, (freq, time))
     b, c, f, t = x.shape
     f, t = f // freq, t // time
     x = x[:, :, : f * freq, : t * time].reshape(b, c, f, freq, t, time)
