@@ -243,3 +243,33 @@ def test_without_labels_nothing_is_ranked() -> None:
     ranked = rank_summaries(summaries)
     assert [s.name for s in ranked] == ["b", "a"]
     assert [s.rank for s in ranked] == [None, None]
+
+
+def test_a_run_folder_stands_for_its_final_model(run_dir: Path, audio_dir, tmp_path, capsys):
+    """``--model RUN`` compares runs (one per architecture, say) without naming files."""
+    other = tmp_path / "other_run"
+    other.mkdir()
+    untrained_checkpoint(other / "fake_or_real_classifier.safetensors", seed=3)
+    out = tmp_path / "out"
+    code = main(
+        ["compare", "--audio-dir", str(audio_dir / "fake"), "--output-dir", str(out),
+         "--model", str(run_dir), "--model", str(other), "--no-progress", "--workers", "1"]
+    )  # fmt: skip
+    assert code == 0
+    summary = read_csv(only(out, "model_summary_*.csv"))
+    names = {s["model"]: s["checkpoint"] for s in summary}
+    assert set(names) == {
+        f"{run_dir.name}/fake_or_real_classifier",
+        "other_run/fake_or_real_classifier",
+        "ensemble",
+    }
+    assert names["other_run/fake_or_real_classifier"].endswith(
+        "other_run/fake_or_real_classifier.safetensors"
+    )
+
+    empty = tmp_path / "unfinished_run"
+    empty.mkdir()
+    capsys.readouterr()
+    code = main(["compare", "--audio-dir", str(audio_dir), "--model", str(empty), "--no-progress"])
+    assert code == 1
+    assert f"{empty} is a folder without fake_or_real_classifier" in capsys.readouterr().err

@@ -26,6 +26,7 @@ from deepfake_audio.models import build_model, config_dict
 from deepfake_audio.preprocess import PreprocessConfig
 
 FORMAT = "deepfake-audio-checkpoint/1"
+FINAL_NAME = "fake_or_real_classifier.safetensors"  # a run's chosen model
 DEFAULT_THRESHOLD = 0.5
 
 
@@ -100,6 +101,23 @@ class Detector:
     @property
     def name(self) -> str:
         return self.path.stem if self.path else self.model_name
+
+
+def final_model_path(path: str | Path) -> Path:
+    """``path`` itself for a checkpoint file; a run folder's final model for a folder.
+
+    Lets every ``--model`` take a training run folder, so comparing runs needs no file names.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    final = path / FINAL_NAME
+    if not final.is_file():
+        raise FileNotFoundError(
+            f"{path} is a folder without {FINAL_NAME}: give a checkpoint file, or a run "
+            "folder whose training finished at least one epoch"
+        )
+    return final
 
 
 def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Detector:

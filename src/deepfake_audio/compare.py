@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from deepfake_audio import metrics
-from deepfake_audio.checkpoints import CheckpointError, Detector, read_metadata
+from deepfake_audio.checkpoints import FINAL_NAME, CheckpointError, Detector, read_metadata
 from deepfake_audio.data.layouts import iter_audio_files
 from deepfake_audio.data.records import FAKE, LABEL_ALIASES, LABEL_NAMES
 from deepfake_audio.fileio import atomic_output
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from deepfake_audio.fusion import Fusion
 
 #: Name training gives the final model of a run.
-FINAL_MODEL = "fake_or_real_classifier"
+FINAL_MODEL = Path(FINAL_NAME).stem
 _EPOCH = re.compile(r"epoch_(\d+)", re.IGNORECASE)
 _RUN_STAMP = re.compile(r"^\d{8}_\d{6}")
 

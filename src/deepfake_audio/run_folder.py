@@ -21,7 +21,7 @@ import lightning as L
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from deepfake_audio.checkpoints import save_checkpoint
+from deepfake_audio.checkpoints import FINAL_NAME, save_checkpoint
 from deepfake_audio.data.pipeline import PreparedData
 from deepfake_audio.data.records import LABEL_NAMES, TRAIN, VALIDATION, ClipRecord, write_manifest
 from deepfake_audio.detector_module import DetectorModule
@@ -32,7 +32,6 @@ from deepfake_audio.train_config import AUGMENT_ORDER, TrainConfig
 
 log = logging.getLogger(__name__)
 
-FINAL_NAME = "fake_or_real_classifier.safetensors"
 HISTORY_COLUMNS = (
     "epoch",
     "train_loss",

@@ -55,7 +55,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="append",
         dest="models",
         metavar="CKPT",
-        help="a checkpoint to compare (repeat for several) instead of a run folder",
+        help="a checkpoint, or a run folder (its final model), to compare; repeat for "
+        "several, e.g. one per architecture (instead of --models-dir)",
     )
     parser.add_argument(
         "--runs-dir", default="runs", help="where to look for the newest run (default ./runs)"

@@ -26,8 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--model", "-m", action="append", dest="models", required=True, metavar="CKPT",
-        help="checkpoint (.safetensors); repeat to evaluate several and their ensemble "
-        "(and, with --fusion, their fitted fusion)",
+        help="checkpoint (.safetensors) or run folder (its final model); repeat to evaluate "
+        "several and their ensemble (and, with --fusion, their fitted fusion)",
     )  # fmt: skip
     parser.add_argument("--data", required=True, help="dataset folder, or a CSV/JSONL manifest")
     parser.add_argument(

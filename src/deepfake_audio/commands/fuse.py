@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--model", "-m", action="append", dest="models", required=True, metavar="CKPT",
-        help="checkpoint (.safetensors) to fuse; repeat for each",
+        help="checkpoint (.safetensors) or run folder (its final model) to fuse; repeat for each",
     )  # fmt: skip
     parser.add_argument("--data", required=True, help="dataset folder, or a CSV/JSONL manifest")
     add_selection_options(

@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         dest="models",
         required=True,
         metavar="CKPT",
-        help="checkpoint (.safetensors); repeat for an ensemble",
+        help="checkpoint (.safetensors) or run folder (its final model); repeat for an ensemble",
     )
     parser.add_argument(
         "--json",

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from deepfake_audio.checkpoints import Detector, load_checkpoint
+from deepfake_audio.checkpoints import Detector, final_model_path, load_checkpoint
 from deepfake_audio.fusion import Fusion
 from deepfake_audio.parallel import default_workers
 from deepfake_audio.scoring import AGGREGATIONS, resolve_device
@@ -91,9 +91,10 @@ def scoring_kwargs(args: argparse.Namespace) -> dict:
 
 
 def load_detectors(paths: Sequence[str], device: str = "auto") -> list[Detector]:
-    """Load every checkpoint onto ``device`` (``auto``: the GPU when there is one)."""
+    """Load every checkpoint (or run folder's final model) onto ``device`` (``auto``: the
+    GPU when there is one)."""
     target = resolve_device(device)
-    return [load_checkpoint(p, device=target) for p in paths]
+    return [load_checkpoint(final_model_path(p), device=target) for p in paths]
 
 
 def load_fusion(args: argparse.Namespace) -> Fusion | None:
