@@ -254,7 +254,8 @@ def compare_models(
 
 
 def rank_summaries(summaries: Sequence[ModelSummary]) -> list[ModelSummary]:
-    """Best first: lowest EER, then highest balanced accuracy, then highest ROC-AUC.
+    """Best first (setting each one's ``rank``): lowest EER, then highest balanced accuracy,
+    then highest ROC-AUC.
 
     EER comes first because it does not depend on the threshold a model was saved with, so
     it compares detectors rather than their calibration (the field's convention). A model
