@@ -6,7 +6,13 @@ final (validation-chosen) model. Prints one Markdown row per model: parameters, 
 throughput, inference real-time factor, validation EER, test EER and test EER per generator.
 
     python bench/bench_zoo.py --data demo/corpus --epochs 6 --models seed_cnn,lcnn_lfcc
-    python bench/bench_zoo.py --data demo/corpus --epochs 6           # all models (slow on a CPU)
+    # all models, sized for a 2-core CPU (about an hour; the README's table):
+    python bench/bench_zoo.py --data demo/corpus --epochs 6 --batch-size 8 --window-seconds 1 \
+        --workdir runs/zoo
+    python bench/bench_zoo.py --data demo/corpus --epochs 6    # each model's own window (GPU)
+
+The run folders left in ``--workdir`` are ordinary training runs: ``deepfake-audio compare
+--model WORKDIR/aasist --model WORKDIR/seed_cnn ...`` ranks them on any labelled folder.
 
 *Training clips/s* is training clips times epochs over the summed epoch times of
 ``history.csv`` (validation included); *inference RTF* is seconds of test audio scored per
