@@ -220,10 +220,15 @@ def test_compare_has_a_fusion_column(fusion_file, corpus, models, tmp_path: Path
         rows = list(csv.DictReader(handle))
     assert len(rows) == 6 and all(r["fusion_p_fake"] for r in rows)
     assert {r["fusion_prediction"] for r in rows} <= {"fake", "real"}
-    (summary,) = tmp_path.glob("model_summary_*.csv")
-    with open(summary, newline="") as handle:
-        names = [r["model"] for r in csv.DictReader(handle)]
-    assert names == ["untrained", "trained", "ensemble", FUSION]
+    (summary_csv,) = tmp_path.glob("model_summary_*.csv")
+    with open(summary_csv, newline="") as handle:
+        summary = list(csv.DictReader(handle))
+    assert sorted(r["model"] for r in summary) == sorted(
+        ["untrained", "trained", "ensemble", FUSION]
+    )
+    # ranked best first, and the untrained model is not the best
+    assert [float(r["eer"]) for r in summary] == sorted(float(r["eer"]) for r in summary)
+    assert summary[0]["model"] != "untrained"
 
 
 def test_predict_json_gives_the_fused_verdict(fusion_file, corpus, models, capsys) -> None:
