@@ -35,6 +35,7 @@ import torch
 from _corpus import make_corpus
 from torch.utils.data import DataLoader
 
+from deepfake_audio.allocator import keep_freed_memory
 from deepfake_audio.audio import load_audio
 from deepfake_audio.data.loading import ClipDataset, ShardSampler, TrainSampler
 from deepfake_audio.data.pipeline import DataOptions, prepare
@@ -99,6 +100,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="best of N alternating runs")
     parser.add_argument("--root", help="corpus folder (default: a temporary one)")
     args = parser.parse_args()
+    keep_freed_memory()  # as the deepfake-audio command does
 
     work = Path(args.root or tempfile.mkdtemp(prefix="bench_train_"))
     make_corpus(work / "corpus", args.clips, "wav")

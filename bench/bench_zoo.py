@@ -30,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+from deepfake_audio.allocator import keep_freed_memory
 from deepfake_audio.audio import decode_file
 from deepfake_audio.checkpoints import load_checkpoint
 from deepfake_audio.evaluate import evaluate_models, load_records
@@ -58,6 +59,7 @@ def main() -> int:
     parser.add_argument("--workdir", default="/tmp/deepfake-audio-bench-zoo")
     parser.add_argument("--cache-dir", help="decode cache (default: the usual one)")
     args = parser.parse_args()
+    keep_freed_memory()  # as the deepfake-audio command does
 
     print(f"machine: {os.cpu_count()} cores, {platform.machine()}, torch {torch.__version__}")
     window = "each model's own" if args.window_seconds is None else f"{args.window_seconds} s"
