@@ -119,18 +119,7 @@ class TrainConfig:
         return augment_config(self.augment, self.sample_rate)
 
     def data_options(self) -> DataOptions:
-        return DataOptions(
-            layout=self.layout,
-            dataset_types=self.dataset_types,
-            splits=self.splits,
-            strict=self.strict,
-            balance=self.balance,
-            seed=self.seed,
-            validation_fraction=self.validation_fraction,
-            test_fraction=self.test_fraction,
-            cache_dir=self.cache_dir,
-            workers=self.workers,
-        )
+        return DataOptions.from_attributes(self)
 
     def model_values(self) -> dict[str, Any]:
         """Model config values, with input length and rate set from the preprocessing."""

@@ -68,15 +68,4 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
 
 
 def data_options_from_args(args: argparse.Namespace) -> DataOptions:
-    return DataOptions(
-        layout=args.layout,
-        dataset_types=args.dataset_types,
-        splits=args.splits,
-        strict=args.strict,
-        balance=args.balance,
-        seed=args.seed,
-        validation_fraction=args.validation_fraction,
-        test_fraction=args.test_fraction,
-        cache_dir=args.cache_dir,
-        workers=args.workers,
-    )
+    return DataOptions.from_attributes(args)

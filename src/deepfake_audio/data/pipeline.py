@@ -10,7 +10,7 @@ import os
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -37,6 +37,12 @@ class DataOptions:
     test_fraction: float = 0.1
     cache_dir: str | None = None
     workers: int | None = None
+
+    @classmethod
+    def from_attributes(cls, source: object) -> DataOptions:
+        """The options read from same-named attributes (parsed CLI arguments, a TrainConfig),
+        so a new option is added here once rather than at every place that carries it."""
+        return cls(**{f.name: getattr(source, f.name) for f in fields(cls)})
 
 
 @dataclass
