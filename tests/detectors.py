@@ -7,6 +7,7 @@ The trained model learns two clearly separable synthetic classes, *fake* = white
 from __future__ import annotations
 
 import functools
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -79,3 +80,11 @@ def shared_trained_checkpoint() -> Path:
     """One trained checkpoint per test process (training takes seconds; tests only read it)."""
     folder = Path(tempfile.mkdtemp(prefix="deepfake-audio-trained-"))
     return trained_checkpoint(folder / "trained.safetensors")
+
+
+def trained_and_untrained(folder: Path, seed: int, threshold: float = 0.5) -> list[Path]:
+    """``[trained.safetensors, untrained.safetensors]`` in ``folder``: a model that knows the
+    task next to one that does not (``seed`` and ``threshold`` are the untrained one's)."""
+    trained = folder / "trained.safetensors"
+    shutil.copy(shared_trained_checkpoint(), trained)
+    return [trained, untrained_checkpoint(folder / "untrained.safetensors", seed, threshold)]

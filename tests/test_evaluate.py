@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +14,7 @@ from deepfake_audio.audio import write_audio
 from deepfake_audio.cli import main
 from deepfake_audio.data.records import FAKE, REAL
 from deepfake_audio.evaluate import load_records
-from tests.detectors import (
-    fake_signal,
-    real_signal,
-    shared_trained_checkpoint,
-    untrained_checkpoint,
-)
+from tests.detectors import fake_signal, real_signal, trained_and_untrained
 
 GENERATORS = ("world", "griffinlim")
 
@@ -52,10 +46,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    folder = tmp_path_factory.mktemp("eval_models")
-    trained = folder / "trained.safetensors"
-    shutil.copy(shared_trained_checkpoint(), trained)
-    return [trained, untrained_checkpoint(folder / "untrained.safetensors", seed=4, threshold=0.3)]
+    return trained_and_untrained(tmp_path_factory.mktemp("eval_models"), seed=4, threshold=0.3)
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import pickle
-import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -18,12 +17,7 @@ from deepfake_audio.cli import main
 from deepfake_audio.data.records import FAKE, REAL
 from deepfake_audio.fusion import FORMAT, Fusion, FusionError, fingerprint, fit_fusion
 from deepfake_audio.scoring import FUSION
-from tests.detectors import (
-    fake_signal,
-    real_signal,
-    shared_trained_checkpoint,
-    untrained_checkpoint,
-)
+from tests.detectors import fake_signal, real_signal, trained_and_untrained
 
 
 def synthetic_scores(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -141,10 +135,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    folder = tmp_path_factory.mktemp("fusion_models")
-    trained = folder / "trained.safetensors"
-    shutil.copy(shared_trained_checkpoint(), trained)
-    return [trained, untrained_checkpoint(folder / "untrained.safetensors", seed=5)]
+    return trained_and_untrained(tmp_path_factory.mktemp("fusion_models"), seed=5)
 
 
 @pytest.fixture(scope="module")
