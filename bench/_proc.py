@@ -89,3 +89,26 @@ class TreeMemorySampler(threading.Thread):
     def stop(self) -> None:
         self._stop_event.set()
         self.join()
+
+
+def load_average() -> str:
+    """The 1/5/15-minute load averages, for a benchmark's header (the machine may be shared)."""
+    if not hasattr(os, "getloadavg"):
+        return "n/a"
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def time_process(command: list[str], **kwargs: object) -> tuple[float, str]:
+    """Wall seconds of ``command`` in a fresh process, from spawn to exit, and its stdout.
+
+    Start-up and imports are included, as a user running the command pays them. Raises
+    ``RuntimeError`` with the process's stderr when it fails.
+    """
+    import subprocess
+
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, **kwargs)  # type: ignore[call-overload]
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} exited {done.returncode}: {done.stderr[-2000:]}")
+    return seconds, done.stdout

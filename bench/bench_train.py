@@ -41,7 +41,7 @@ from deepfake_audio.data.loading import ClipDataset, ShardSampler, TrainSampler
 from deepfake_audio.data.pipeline import DataOptions, prepare
 from deepfake_audio.models import build_model
 from deepfake_audio.preprocess import PreprocessConfig
-from deepfake_audio.scoring import score_windows
+from deepfake_audio.scoring.engine import score_windows
 
 PRE = PreprocessConfig()  # 2 s at 16 kHz, peak
 

@@ -33,10 +33,10 @@ import torch
 from deepfake_audio.allocator import keep_freed_memory
 from deepfake_audio.audio import decode_file
 from deepfake_audio.checkpoints import load_checkpoint
-from deepfake_audio.evaluate import evaluate_models, load_records
 from deepfake_audio.models import model_names
-from deepfake_audio.train import train
-from deepfake_audio.train_config import TrainConfig
+from deepfake_audio.reports.evaluate import evaluate_models, load_records
+from deepfake_audio.training.config import TrainConfig
+from deepfake_audio.training.train import train
 
 
 def _percent(value: float | None) -> str:

@@ -16,14 +16,14 @@ import pytest
 from deepfake_audio import metrics
 from deepfake_audio.audio import write_audio
 from deepfake_audio.cli import main
-from deepfake_audio.compare import (
+from deepfake_audio.data.records import FAKE, REAL
+from deepfake_audio.reports.compare import (
     ModelSummary,
     find_checkpoints,
     label_from_path,
     newest_run,
     rank_summaries,
 )
-from deepfake_audio.data.records import FAKE, REAL
 from tests.detectors import (
     fake_signal,
     real_signal,

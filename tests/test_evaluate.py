@@ -13,7 +13,7 @@ from deepfake_audio import metrics
 from deepfake_audio.audio import write_audio
 from deepfake_audio.cli import main
 from deepfake_audio.data.records import FAKE, REAL
-from deepfake_audio.evaluate import load_records
+from deepfake_audio.reports.evaluate import load_records
 from tests.detectors import fake_signal, real_signal, trained_and_untrained
 
 GENERATORS = ("world", "griffinlim")

@@ -13,7 +13,7 @@ import pytest
 from deepfake_audio.audio import write_audio
 from deepfake_audio.checkpoints import load_checkpoint
 from deepfake_audio.cli import main
-from deepfake_audio.predict import expand_paths, predict_files
+from deepfake_audio.reports.predict import expand_paths, predict_files
 from tests.detectors import (
     fake_signal,
     real_signal,

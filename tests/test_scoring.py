@@ -12,7 +12,7 @@ import torch
 from deepfake_audio import audio
 from deepfake_audio.checkpoints import load_checkpoint
 from deepfake_audio.preprocess import PreprocessConfig
-from deepfake_audio.scoring import (
+from deepfake_audio.scoring.engine import (
     ENSEMBLE,
     FileScores,
     aggregate,

@@ -36,11 +36,11 @@ from deepfake_audio.data.records import (
 )
 from deepfake_audio.metrics import accuracy, equal_error_rate, predict
 from deepfake_audio.preprocess import make_window
-from deepfake_audio.resume import load_resume_state, save_resume_state
-from deepfake_audio.run_folder import FINAL_NAME, HISTORY_COLUMNS
-from deepfake_audio.scoring import score_windows
-from deepfake_audio.train import check_trainable, train
-from deepfake_audio.train_config import TrainConfig, load_config_file, resume_config
+from deepfake_audio.scoring.engine import score_windows
+from deepfake_audio.training.config import TrainConfig, load_config_file, resume_config
+from deepfake_audio.training.resume import load_resume_state, save_resume_state
+from deepfake_audio.training.run_folder import FINAL_NAME, HISTORY_COLUMNS
+from deepfake_audio.training.train import check_trainable, train
 
 REPO = Path(__file__).resolve().parent.parent
 RATE, SECONDS = 8000, 0.4
@@ -350,7 +350,9 @@ def test_command_line_overrides_the_config_file(tmp_path: Path, monkeypatch) -> 
     config = tmp_path / "c.json"
     config.write_text(json.dumps({"epochs": 7, "lr": 0.01, "seed": 4}))
     seen = {}
-    monkeypatch.setattr("deepfake_audio.train.train", lambda c, resume: seen.setdefault("c", c))
+    monkeypatch.setattr(
+        "deepfake_audio.training.train.train", lambda c, resume: seen.setdefault("c", c)
+    )
     args = build_parser().parse_args(["train", "--config", str(config), "--epochs", "2"])
     assert command.given_options(args) == {"epochs": 2}
     with pytest.raises(AttributeError):  # the stub returns the config, not a TrainResult

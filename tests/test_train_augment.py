@@ -16,8 +16,8 @@ from deepfake_audio.checkpoints import read_metadata
 from deepfake_audio.cli import build_parser, main
 from deepfake_audio.commands import train as command
 from deepfake_audio.models import model_names
-from deepfake_audio.run_folder import FINAL_NAME
-from deepfake_audio.train_config import TrainConfig, resume_config
+from deepfake_audio.training.config import TrainConfig, resume_config
+from deepfake_audio.training.run_folder import FINAL_NAME
 from tests.test_train import RATE, SMALL_ARGS, make_corpus
 
 COUNTS = {"training": {"fake": 4, "real": 4}, "validation": {"fake": 2, "real": 2}}
@@ -83,7 +83,9 @@ def test_augment_config_round_trip_and_errors(tmp_path: Path, monkeypatch) -> No
         '[augment.codec]\nenabled = true\ncodecs = ["mp3"]\n'
     )
     seen: dict = {}
-    monkeypatch.setattr("deepfake_audio.train.train", lambda c, resume: seen.setdefault("c", c))
+    monkeypatch.setattr(
+        "deepfake_audio.training.train.train", lambda c, resume: seen.setdefault("c", c)
+    )
     args = build_parser().parse_args(
         ["train", "--config", str(file), "--augment", "rawboost", "--codec-prob", "0.25"]
     )

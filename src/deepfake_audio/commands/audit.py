@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 
-from deepfake_audio.audit_report import format_report
 from deepfake_audio.commands.data_args import add_data_options, data_options_from_args
 from deepfake_audio.data.pipeline import prepare
 from deepfake_audio.fileio import write_text_atomic
+from deepfake_audio.reports.audit import format_report
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

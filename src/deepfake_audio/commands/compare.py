@@ -13,7 +13,7 @@ from deepfake_audio.commands.scoring_args import (
     load_fusion,
     scoring_kwargs,
 )
-from deepfake_audio.compare import (
+from deepfake_audio.reports.compare import (
     audio_files,
     compare_models,
     find_checkpoints,

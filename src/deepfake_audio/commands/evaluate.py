@@ -11,7 +11,12 @@ from deepfake_audio.commands.scoring_args import (
     load_fusion,
     scoring_kwargs,
 )
-from deepfake_audio.evaluate import evaluate_models, format_summary, load_records, write_evaluation
+from deepfake_audio.reports.evaluate import (
+    evaluate_models,
+    format_summary,
+    load_records,
+    write_evaluation,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -9,8 +9,8 @@ import sys
 from deepfake_audio.commands.data_args import add_selection_options
 from deepfake_audio.commands.scoring_args import add_scoring_options, load_detectors, scoring_kwargs
 from deepfake_audio.data.records import TEST, parse_split
-from deepfake_audio.evaluate import load_records
-from deepfake_audio.fusion import fit_on_records
+from deepfake_audio.reports.evaluate import load_records
+from deepfake_audio.scoring.fusion import fit_on_records
 
 
 def _positive_float(text: str) -> float:

@@ -11,7 +11,7 @@ from deepfake_audio.commands.scoring_args import (
     load_fusion,
     scoring_kwargs,
 )
-from deepfake_audio.predict import format_line, predict_files
+from deepfake_audio.reports.predict import format_line, predict_files
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

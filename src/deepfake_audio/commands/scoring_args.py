@@ -7,9 +7,9 @@ import sys
 from collections.abc import Sequence
 
 from deepfake_audio.checkpoints import Detector, final_model_path, load_checkpoint
-from deepfake_audio.fusion import Fusion
 from deepfake_audio.parallel import default_workers
-from deepfake_audio.scoring import AGGREGATIONS, resolve_device
+from deepfake_audio.scoring.engine import AGGREGATIONS, resolve_device
+from deepfake_audio.scoring.fusion import Fusion
 
 
 def _positive_float(text: str) -> float:

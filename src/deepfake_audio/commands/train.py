@@ -1,7 +1,7 @@
 """``deepfake-audio train``: train a detector into a run folder (``train_new_dataset.py`` too).
 
 Option values come from, in increasing priority:
-:class:`~deepfake_audio.train_config.TrainConfig` defaults, ``--config FILE`` (JSON or TOML,
+:class:`~deepfake_audio.training.config.TrainConfig` defaults, ``--config FILE`` (JSON or TOML,
 the same keys as ``config.json`` in a run folder), then flags given on the command line. Only
 flags actually given override the file.
 
@@ -194,13 +194,13 @@ def _console_logging() -> None:
 
 def run(args: argparse.Namespace) -> int:
     # torch and lightning load only when training
-    from deepfake_audio.train import _env_rank, train
-    from deepfake_audio.train_config import (
+    from deepfake_audio.training.config import (
         TrainConfig,
         load_config_file,
         merge_nested,
         resume_config,
     )
+    from deepfake_audio.training.train import _env_rank, train
 
     flags = given_options(args)
     resume = getattr(args, "resume", None)

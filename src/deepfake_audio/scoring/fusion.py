@@ -1,6 +1,6 @@
 """Logistic-regression score fusion: several models' scores -> one calibrated probability of fake.
 
-The mean-probability *ensemble* (:mod:`deepfake_audio.scoring`) weighs every model the same.
+The mean-probability *ensemble* (:mod:`deepfake_audio.scoring.engine`) weighs every model the same.
 A *fusion* learns the weights on labelled validation data: the features of a file are the
 logits of each model's probability of fake (clipped to ``[CLIP, 1 - CLIP]`` so a saturated
 model gives a finite feature), the target is fake = 1, and a scikit-learn
@@ -34,12 +34,12 @@ from scipy.special import expit
 from deepfake_audio import __version__, metrics
 from deepfake_audio.data.records import FAKE
 from deepfake_audio.fileio import json_ready, write_text_atomic
-from deepfake_audio.scoring import model_names
+from deepfake_audio.scoring.engine import model_names
 
 if TYPE_CHECKING:
     from deepfake_audio.checkpoints import Detector
     from deepfake_audio.data.records import ClipRecord
-    from deepfake_audio.evaluate import Evaluation
+    from deepfake_audio.reports.evaluate import Evaluation
 
 FORMAT = "deepfake-audio-fusion/1"
 #: Probabilities are clipped to [CLIP, 1 - CLIP] before the logit (a feature of at most ~13.8).
@@ -269,12 +269,12 @@ def fit_on_records(
 ) -> tuple[Fusion, Evaluation]:
     """Score labelled ``records`` with every detector and fit a fusion of their scores.
 
-    Scoring goes through :func:`deepfake_audio.evaluate.evaluate_models` (the one scoring
+    Scoring goes through :func:`deepfake_audio.reports.evaluate.evaluate_models` (the one scoring
     path), so the fusion sees the scores evaluate, compare and predict will feed it;
     ``scoring`` takes its options (``method``, ``hop_seconds``, ``batch_size``...). Returns the
     fusion and the evaluation of the individual models on the same records.
     """
-    from deepfake_audio.evaluate import evaluate_models
+    from deepfake_audio.reports.evaluate import evaluate_models
 
     if not detectors:
         raise ValueError("no model given")

@@ -2,7 +2,7 @@
 
 One run is one folder (``RUN``):
 
-* ``config.json`` (the resolved :class:`~deepfake_audio.train_config.TrainConfig`),
+* ``config.json`` (the resolved :class:`~deepfake_audio.training.config.TrainConfig`),
   ``train.log``, ``data_report.json`` (discovery, separation and balance report),
   ``manifest.jsonl`` (the records used), ``unreadable.csv`` (files left out, with the reason);
 * ``history.csv``, ``accuracy.png``, ``loss.png``, rewritten after every epoch;
@@ -16,11 +16,11 @@ Every file is written under a temporary name and renamed, so a kill leaves whole
 Under DDP every rank trains, validation scores are gathered from all ranks before metrics are
 computed, and only rank zero writes.
 
-The parts live in their own modules: :mod:`deepfake_audio.train_config` (options, config files,
-what may change on resume), :mod:`deepfake_audio.detector_module` (the LightningModule),
-:mod:`deepfake_audio.run_folder` (checkpoint names, history, final model and the
-:class:`~deepfake_audio.run_folder.RunRecorder` callback) and :mod:`deepfake_audio.resume`
-(the resume state).
+The parts live in their own modules: :mod:`deepfake_audio.training.config` (options, config files,
+what may change on resume), :mod:`deepfake_audio.training.module` (the LightningModule),
+:mod:`deepfake_audio.training.run_folder` (checkpoint names, history, final model and the
+:class:`~deepfake_audio.training.run_folder.RunRecorder` callback) and
+:mod:`deepfake_audio.training.resume` (the resume state).
 """
 
 from __future__ import annotations
@@ -38,10 +38,11 @@ from deepfake_audio.augment import build_augmenter
 from deepfake_audio.data.loading import ClipDataModule
 from deepfake_audio.data.pipeline import prepare
 from deepfake_audio.data.records import TRAIN, VALIDATION, ClipRecord, manifest_fingerprint
-from deepfake_audio.detector_module import DetectorModule
 from deepfake_audio.models import build_model
-from deepfake_audio.resume import RESUME_DIR, RESUME_FILE, ResumeState, load_resume_state
-from deepfake_audio.run_folder import (
+from deepfake_audio.training.config import TrainConfig, default_output_dir
+from deepfake_audio.training.module import DetectorModule
+from deepfake_audio.training.resume import RESUME_DIR, RESUME_FILE, ResumeState, load_resume_state
+from deepfake_audio.training.run_folder import (
     FINAL_NAME,
     SELECTION_RULE,
     RunRecorder,
@@ -49,7 +50,6 @@ from deepfake_audio.run_folder import (
     label_counts,
     write_final_model,
 )
-from deepfake_audio.train_config import TrainConfig, default_output_dir
 
 log = logging.getLogger(__name__)
 

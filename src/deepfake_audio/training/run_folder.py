@@ -24,11 +24,11 @@ from safetensors.torch import save_file
 from deepfake_audio.checkpoints import FINAL_NAME, save_checkpoint
 from deepfake_audio.data.pipeline import PreparedData
 from deepfake_audio.data.records import LABEL_NAMES, TRAIN, VALIDATION, ClipRecord, write_manifest
-from deepfake_audio.detector_module import DetectorModule
 from deepfake_audio.fileio import atomic_output, write_text_atomic
 from deepfake_audio.plots.history import plot_history
-from deepfake_audio.resume import RESUME_DIR, RESUME_FILE, save_resume_state
-from deepfake_audio.train_config import AUGMENT_ORDER, TrainConfig
+from deepfake_audio.training.config import AUGMENT_ORDER, TrainConfig
+from deepfake_audio.training.module import DetectorModule
+from deepfake_audio.training.resume import RESUME_DIR, RESUME_FILE, save_resume_state
 
 log = logging.getLogger(__name__)
 

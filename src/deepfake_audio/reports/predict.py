@@ -1,8 +1,8 @@
 """Verdicts on files: FAKE or REAL, the probability of fake, and the threshold that decided.
 
 With several models the verdict is the ensemble's (mean probability of fake at the mean of
-their thresholds, see :mod:`deepfake_audio.scoring`); with a fitted fusion
-(:mod:`deepfake_audio.fusion`) it is the fusion's, since the user asked for it by name. Each
+their thresholds, see :mod:`deepfake_audio.scoring.engine`); with a fitted fusion
+(:mod:`deepfake_audio.scoring.fusion`) it is the fusion's, since the user asked for it by name. Each
 model's own score stays in the JSON, and the fused ones under ``fused``. The default
 threshold is the one stored in each model (its validation EER threshold) and in the fusion;
 ``threshold`` overrides it for every model, the ensemble and the fusion.
@@ -20,7 +20,7 @@ import numpy as np
 
 from deepfake_audio.checkpoints import Detector
 from deepfake_audio.data.layouts import iter_audio_files
-from deepfake_audio.scoring import (
+from deepfake_audio.scoring.engine import (
     ENSEMBLE,
     FUSION,
     Aggregation,
@@ -29,7 +29,7 @@ from deepfake_audio.scoring import (
 )
 
 if TYPE_CHECKING:
-    from deepfake_audio.fusion import Fusion
+    from deepfake_audio.scoring.fusion import Fusion
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Decode a file once and cut it into windows for every model that will score it.
 
-This is the CPU half of scoring (see :mod:`deepfake_audio.scoring`): decode, mix to mono,
+This is the CPU half of scoring (see :mod:`deepfake_audio.scoring.engine`): decode, mix to mono,
 resample once per distinct model rate, cut windows once per distinct
 :class:`~deepfake_audio.preprocess.PreprocessConfig`. It imports no torch, so worker
 processes that run it start in a fraction of a second and leave the model to the main process.

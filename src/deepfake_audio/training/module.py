@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from deepfake_audio.metrics import accuracy, equal_error_rate, predict, roc_auc
-from deepfake_audio.scoring import fake_probability
+from deepfake_audio.scoring.engine import fake_probability
 
 
 class DetectorModule(L.LightningModule):

@@ -5,12 +5,12 @@ own windows (:func:`deepfake_audio.preprocess.sliding_windows`), windows are sco
 batches, and the file score aggregates its windows (mean by default, max as an option).
 
 :func:`score_files` is the path for many files and many models: each file is decoded once
-(in worker processes, :mod:`deepfake_audio.windowing`), resampled once per distinct model
+(in worker processes, :mod:`deepfake_audio.scoring.windows`), resampled once per distinct model
 rate and windowed once per distinct preprocessing; windows of many files are then batched
 together through each model in this process (torch uses every core for one batch, or the GPU).
 Several models fuse into an *ensemble*: the mean of their probabilities of fake, judged at the
 mean of their thresholds (so models that agree on a threshold keep it). A *fusion* fitted on
-validation scores (:mod:`deepfake_audio.fusion`) weighs them instead.
+validation scores (:mod:`deepfake_audio.scoring.fusion`) weighs them instead.
 """
 
 from __future__ import annotations
@@ -26,18 +26,18 @@ from torch import nn
 
 from deepfake_audio.data.records import FAKE
 from deepfake_audio.preprocess import PreprocessConfig, sliding_windows
-from deepfake_audio.windowing import PreparedFile, prepare_files
+from deepfake_audio.scoring.windows import PreparedFile, prepare_files
 
 if TYPE_CHECKING:
     from deepfake_audio.checkpoints import Detector
-    from deepfake_audio.fusion import Fusion
+    from deepfake_audio.scoring.fusion import Fusion
 
 Aggregation = Literal["mean", "max"]
 AGGREGATIONS = ("mean", "max")
 
 #: Name of the fused model (mean probability of fake of all models) in every report.
 ENSEMBLE = "ensemble"
-#: Name of the logistic-regression fusion (:mod:`deepfake_audio.fusion`) in every report.
+#: Name of the logistic-regression fusion (:mod:`deepfake_audio.scoring.fusion`) in every report.
 FUSION = "fusion"
 
 

@@ -26,14 +26,14 @@ from deepfake_audio.data.layouts import discover
 from deepfake_audio.data.records import FAKE, LABEL_NAMES, ClipRecord, parse_label
 from deepfake_audio.data.splits import select_splits
 from deepfake_audio.fileio import atomic_output, json_ready, write_text_atomic
-from deepfake_audio.scoring import (
+from deepfake_audio.scoring.engine import (
     Aggregation,
     make_lineup,
     score_files,
 )
 
 if TYPE_CHECKING:
-    from deepfake_audio.fusion import Fusion
+    from deepfake_audio.scoring.fusion import Fusion
 
 #: The demo corpus's per-file description, read when it sits at the data root.
 METADATA_FILE = "metadata.csv"

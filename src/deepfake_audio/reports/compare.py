@@ -26,14 +26,14 @@ from deepfake_audio.checkpoints import FINAL_NAME, CheckpointError, Detector, re
 from deepfake_audio.data.layouts import iter_audio_files
 from deepfake_audio.data.records import FAKE, LABEL_ALIASES, LABEL_NAMES
 from deepfake_audio.fileio import atomic_output
-from deepfake_audio.scoring import (
+from deepfake_audio.scoring.engine import (
     Aggregation,
     make_lineup,
     score_files,
 )
 
 if TYPE_CHECKING:
-    from deepfake_audio.fusion import Fusion
+    from deepfake_audio.scoring.fusion import Fusion
 
 #: Name training gives the final model of a run.
 FINAL_MODEL = Path(FINAL_NAME).stem

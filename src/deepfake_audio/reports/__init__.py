@@ -1,0 +1,1 @@
+"""Reports over scores or audits: compare, evaluate, predict, fuse, audit."""

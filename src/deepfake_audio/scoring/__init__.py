@@ -1,0 +1,1 @@
+"""Scoring: audio -> windows -> model scores -> one score table (the one inference path)."""
