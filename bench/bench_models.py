@@ -30,7 +30,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from deepfake_audio.allocator import ENV_SWITCH, keep_freed_memory
-from deepfake_audio.models import build_model, model_names
+from deepfake_audio.models.registry import build_model, model_names
 
 
 def macs_per_second(model: torch.nn.Module, samples: int, rate: int) -> float:

@@ -39,7 +39,7 @@ from deepfake_audio.allocator import keep_freed_memory
 from deepfake_audio.audio import load_audio
 from deepfake_audio.data.loading import ClipDataset, ShardSampler, TrainSampler
 from deepfake_audio.data.pipeline import DataOptions, prepare
-from deepfake_audio.models import build_model
+from deepfake_audio.models.registry import build_model
 from deepfake_audio.preprocess import PreprocessConfig
 from deepfake_audio.scoring.engine import score_windows
 

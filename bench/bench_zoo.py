@@ -33,8 +33,11 @@ import torch
 from deepfake_audio.allocator import keep_freed_memory
 from deepfake_audio.audio import decode_file
 from deepfake_audio.checkpoints import load_checkpoint
-from deepfake_audio.models import model_names
-from deepfake_audio.reports.evaluate import evaluate_models, load_records
+from deepfake_audio.data.listing import dataset_records
+from deepfake_audio.models.registry import model_names
+from deepfake_audio.reports.evaluate import evaluate
+from deepfake_audio.scoring.engine import score_table
+from deepfake_audio.scoring.options import ScoringOptions
 from deepfake_audio.training.config import TrainConfig
 from deepfake_audio.training.train import train
 
@@ -67,7 +70,7 @@ def main() -> int:
         f"data: {args.data}; epochs {args.epochs}, batch {args.batch_size}, seed {args.seed}, "
         f"lr {args.lr}, window {window}"
     )
-    test_records = load_records(args.data, splits=["testing"])
+    test_records = dataset_records(args.data, splits=["testing"])
     rows = []
     for name in args.models.split(","):
         run_dir = Path(args.workdir) / name
@@ -89,7 +92,7 @@ def main() -> int:
         seconds = sum(float(row["seconds"]) for row in result.history)
         detector = load_checkpoint(result.final_model)
         began = time.perf_counter()
-        evaluation = evaluate_models([detector], test_records, workers=1)
+        evaluation = evaluate(score_table([detector], test_records, ScoringOptions()))
         elapsed = time.perf_counter() - began
         audio_seconds = sum(decode_file(r.path).duration for r in evaluation.records)
         model_key = evaluation.models[0]

@@ -16,7 +16,7 @@ import torch
 
 from deepfake_audio.checkpoints import save_checkpoint
 from deepfake_audio.data.records import FAKE, REAL
-from deepfake_audio.models import build_model
+from deepfake_audio.models.registry import build_model
 from deepfake_audio.preprocess import PreprocessConfig, make_window
 
 RATE = 8000
@@ -41,12 +41,21 @@ def real_signal(seconds: float, rate: int = 16000, seed: int = 0) -> np.ndarray:
 
 
 def untrained_checkpoint(
-    path: Path, seed: int = 0, threshold: float = 0.5, preprocess: PreprocessConfig = PREPROCESS
+    path: Path,
+    seed: int = 0,
+    threshold: float = 0.5,
+    preprocess: PreprocessConfig = PREPROCESS,
+    scoring_rule: dict | None = None,
 ) -> Path:
     torch.manual_seed(seed)
     model = build_model("seed_cnn", {"input_samples": preprocess.window_samples})
     return save_checkpoint(
-        path, model, model_name="seed_cnn", preprocess=preprocess, threshold=threshold
+        path,
+        model,
+        model_name="seed_cnn",
+        preprocess=preprocess,
+        threshold=threshold,
+        scoring_rule=scoring_rule,
     )
 
 

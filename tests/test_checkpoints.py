@@ -13,7 +13,7 @@ from safetensors.torch import save_file
 from deepfake_audio import __version__
 from deepfake_audio.checkpoints import CheckpointError, load_checkpoint, read_metadata
 from deepfake_audio.checkpoints import save_checkpoint as save
-from deepfake_audio.models import build_model
+from deepfake_audio.models.registry import build_model
 from deepfake_audio.preprocess import PreprocessConfig
 
 PREPROCESS = PreprocessConfig(sample_rate=8000, window_seconds=0.25, normalization="rms")

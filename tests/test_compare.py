@@ -16,11 +16,11 @@ import pytest
 from deepfake_audio import metrics
 from deepfake_audio.audio import write_audio
 from deepfake_audio.cli import main
+from deepfake_audio.data.layouts import label_from_folders
 from deepfake_audio.data.records import FAKE, REAL
 from deepfake_audio.reports.compare import (
     ModelSummary,
     find_checkpoints,
-    label_from_path,
     newest_run,
     rank_summaries,
 )
@@ -210,11 +210,12 @@ def test_missing_folders_are_errors(tmp_path: Path, run_dir: Path) -> None:
     )
 
 
-def test_label_from_path() -> None:
-    assert label_from_path("/data/x/fake/gen/a.wav") == FAKE
-    assert label_from_path("/data/bonafide/a.wav") == REAL
-    assert label_from_path("/data/real/fake/a.wav") == FAKE  # the nearest folder decides
-    assert label_from_path("/data/fake.wav") is None
+def test_label_from_folders() -> None:
+    """compare labels files by the layouts' own rule (data.layouts), not a copy of it."""
+    assert label_from_folders("/data/x/fake/gen/a.wav") == FAKE
+    assert label_from_folders("/data/bonafide/a.wav") == REAL
+    assert label_from_folders("/data/real/fake/a.wav") == FAKE  # the nearest folder decides
+    assert label_from_folders("/data/fake.wav") is None
     assert math.isnan(metrics.roc_auc(np.array([FAKE]), np.array([0.5])))
 
 

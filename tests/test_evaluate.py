@@ -12,8 +12,8 @@ import pytest
 from deepfake_audio import metrics
 from deepfake_audio.audio import write_audio
 from deepfake_audio.cli import main
+from deepfake_audio.data.listing import dataset_records
 from deepfake_audio.data.records import FAKE, REAL
-from deepfake_audio.reports.evaluate import load_records
 from tests.detectors import fake_signal, real_signal, trained_and_untrained
 
 GENERATORS = ("world", "griffinlim")
@@ -109,9 +109,9 @@ def test_metrics_match_an_independent_computation(report: Path) -> None:
 
 
 def test_metadata_names_the_generators(corpus: Path) -> None:
-    records = load_records(corpus, splits=["training"])
+    records = dataset_records(corpus, splits=["training"])
     fakes = [r for r in records if r.label == FAKE]
     assert {r.generator for r in fakes} == set(GENERATORS)
     assert all(r.split == "train" for r in records)
     with pytest.raises(ValueError, match="no records"):
-        load_records(corpus / "demo-a" / "testing", splits=["training"])
+        dataset_records(corpus / "demo-a" / "testing", splits=["training"])

@@ -15,8 +15,8 @@ from deepfake_audio import metrics
 from deepfake_audio.audio import write_audio
 from deepfake_audio.cli import main
 from deepfake_audio.data.records import FAKE, REAL
-from deepfake_audio.scoring.engine import FUSION
 from deepfake_audio.scoring.fusion import FORMAT, Fusion, FusionError, fingerprint, fit_fusion
+from deepfake_audio.scoring.lineup import FUSION
 from tests.detectors import fake_signal, real_signal, trained_and_untrained
 
 

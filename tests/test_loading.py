@@ -1,5 +1,6 @@
-"""Datasets and samplers: reproducible windows and orders, disjoint shards, bad clips skipped,
-augmentation on training windows only."""
+"""Datasets and samplers: reproducible windows and orders, disjoint shards, unusable clips
+skipped (and bugs raised), validation windowed as scoring windows, augmentation on training
+windows only."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ import numpy as np
 import pytest
 import torch
 
+from deepfake_audio.audio import AudioDecodeError
 from deepfake_audio.augment import AugmentConfig, GainConfig, NoiseConfig, build_augmenter
 from deepfake_audio.data.loading import ClipDataModule, ClipDataset, ShardSampler, TrainSampler
 from deepfake_audio.data.records import FAKE, REAL, ClipRecord
-from deepfake_audio.preprocess import PreprocessConfig, make_window
+from deepfake_audio.preprocess import PreprocessConfig, make_window, sliding_windows
+from deepfake_audio.training.validation import ValidationClips, collate_items
 
 PRE = PreprocessConfig(sample_rate=1000, window_seconds=0.1, normalization="none")  # 100 samples
 
@@ -39,15 +42,15 @@ def _source(records, length=1000) -> MemorySource:
     )
 
 
-def test_evaluation_takes_the_first_window_and_training_a_seeded_random_one():
+def test_training_takes_a_seeded_random_window():
     records = _records(4)
     dataset = ClipDataset(records, _source(records), PRE, seed=7)
-    first = dataset[1]
-    assert first["audio"].shape == (100,) and first["error"] == ""
-    assert first["label"] == REAL and first["index"] == 1
-    assert torch.equal(first["audio"], torch.arange(1000, 1100, dtype=torch.float32))
     a, b = dataset[(1, 3)], dataset[(1, 3)]
+    assert a["audio"].shape == (100,) and a["error"] == ""
+    assert a["label"] == REAL and a["index"] == 1
     assert torch.equal(a["audio"], b["audio"])  # same (seed, epoch, index): same window
+    start = float(a["audio"][0]) - 1000  # clip 1 holds 1000 + sample index
+    assert torch.equal(a["audio"], torch.arange(1000 + start, 1100 + start, dtype=torch.float32))
     windows = {float(dataset[(1, epoch)]["audio"][0]) for epoch in range(10)}
     assert len(windows) > 5  # a new position each epoch
     other_seed = ClipDataset(records, _source(records), PRE, seed=8)
@@ -57,20 +60,52 @@ def test_evaluation_takes_the_first_window_and_training_a_seeded_random_one():
 def test_short_clip_is_repeat_padded():
     records = _records(1)
     dataset = ClipDataset(records, MemorySource({records[0].path: np.ones(30, "float32")}), PRE)
-    assert dataset[0]["audio"].shape == (100,) and dataset[0]["error"] == ""
+    item = dataset[(0, 0)]
+    assert item["audio"].shape == (100,) and item["error"] == ""
+    assert torch.equal(item["audio"], torch.ones(100))
 
 
-def test_bad_clips_come_back_flagged_not_raised():
+class UnusableSource(MemorySource):
+    """Raises the decoder's error for the paths listed in ``bad``."""
+
+    def __init__(self, clips: dict[str, np.ndarray], bad: set[str]) -> None:
+        super().__init__(clips)
+        self.bad = bad
+
+    def __call__(self, path: str) -> np.ndarray:
+        if path in self.bad:
+            raise AudioDecodeError(path, "truncated file")
+        return super().__call__(path)
+
+
+def test_unusable_audio_is_flagged_and_bugs_raise():
+    """Only unusable audio becomes a skipped clip; anything else is a bug and stops the run."""
     records = _records(3)
     clips = _source(records).clips
-    clips[records[1].path] = np.zeros(0, dtype=np.float32)  # empty audio cannot be padded
-    del clips[records[2].path]  # missing from the cache
-    dataset = ClipDataset(records, MemorySource(clips), PRE)
-    assert dataset[0]["error"] == ""
-    for key in (1, (2, 0)):
-        item = dataset[key]
-        assert item["error"] and torch.count_nonzero(item["audio"]) == 0
-    assert "cannot pad" in dataset[1]["error"] and "KeyError" in dataset[2]["error"]
+    del clips[records[2].path]  # missing from the cache: our bug, not the file's
+    dataset = ClipDataset(records, UnusableSource(clips, {records[1].path}), PRE)
+    assert dataset[(0, 0)]["error"] == ""
+    item = dataset[(1, 0)]
+    assert "truncated file" in item["error"] and torch.count_nonzero(item["audio"]) == 0
+    with pytest.raises(KeyError):
+        dataset[(2, 0)]
+
+
+def test_validation_clips_are_windowed_as_scoring_windows_them():
+    pre = PreprocessConfig(sample_rate=1000, window_seconds=0.1, normalization="peak")
+    records = _records(3)
+    clips = _source(records, length=250).clips  # 2.5 windows: three windows, the last aligned
+    dataset = ValidationClips(records, UnusableSource(clips, {records[2].path}), pre)
+    index, item = dataset[1]
+    assert index == 1 and item.error is None and item.duration == pytest.approx(0.25)
+    expected, starts = sliding_windows(clips[records[1].path], pre)
+    windows, item_starts = item.windows[0]
+    assert windows.shape == (3, 100)
+    np.testing.assert_array_equal(windows, expected)
+    np.testing.assert_array_equal(item_starts, starts)
+    overlapping = ValidationClips(records, MemorySource(clips), pre, hop_seconds=0.05)
+    assert overlapping[0][1].windows[0][0].shape == (4, 100)
+    assert dataset[2][1].error == "truncated file"
 
 
 def test_train_sampler_is_seeded_by_absolute_epoch():
@@ -109,22 +144,30 @@ def test_shard_sampler_is_disjoint_and_unpadded():
     assert len(ShardSampler(7, 1, 2)) == 3
 
 
-@pytest.mark.parametrize("workers", [0, 2])
-def test_datamodule_batches_do_not_depend_on_workers(workers):
+def test_datamodule_batches_do_not_depend_on_workers():
     records = _records(10)
     source = _source(records)
 
     def batches(num_workers):
         data = ClipDataModule(
-            records[:6], records[6:], source, PRE, batch_size=4, num_workers=num_workers, seed=3
+            records[:6],
+            ValidationClips(records[6:], source, PRE),
+            source,
+            PRE,
+            val_collate=collate_items,
+            batch_size=4,
+            num_workers=num_workers,
+            seed=3,
         )
-        train = [b["audio"] for b in data.train_dataloader()]
-        val = [b["audio"] for b in data.val_dataloader()]
-        return torch.cat(train), torch.cat(val)
+        train = torch.cat([b["audio"] for b in data.train_dataloader()])
+        val = [(i, item.windows[0][0]) for batch in data.val_dataloader() for i, item in batch]
+        return train, val
 
-    reference, other = batches(0), batches(workers)
-    assert torch.equal(reference[0], other[0]) and torch.equal(reference[1], other[1])
-    assert reference[0].shape == (6, 100) and reference[1].shape == (4, 100)
+    serial, pooled = batches(0), batches(2)
+    assert serial[0].shape == (6, 100) and torch.equal(serial[0], pooled[0])
+    assert [i for i, _ in serial[1]] == [0, 1, 2, 3] == [i for i, _ in pooled[1]]
+    for (_, a), (_, b) in zip(serial[1], pooled[1], strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 # -- augmentation ----------------------------------------------------------------------------
@@ -146,19 +189,18 @@ def test_augmentation_off_gives_the_windows_of_before():
     plain = ClipDataset(records, source, pre, seed=5)
     disabled = ClipDataset(records, source, pre, seed=5, augment=build_augmenter(AugmentConfig()))
     for index in range(len(records)):
-        for key in (index, (index, 0), (index, 3)):
-            rng = None if isinstance(key, int) else np.random.default_rng([5, key[1], index])
+        for epoch in (0, 3):
+            rng = np.random.default_rng([5, epoch, index])
             before, _ = make_window(source(records[index].path), pre, rng)
-            assert np.array_equal(plain[key]["audio"].numpy(), before)
-            assert np.array_equal(disabled[key]["audio"].numpy(), before)
+            assert np.array_equal(plain[(index, epoch)]["audio"].numpy(), before)
+            assert np.array_equal(disabled[(index, epoch)]["audio"].numpy(), before)
 
 
-def test_augmentation_changes_training_windows_only_and_is_seeded():
+def test_augmentation_changes_training_windows_and_is_seeded():
     records, source = _noisy_records()
     clean = ClipDataset(records, source, PRE, seed=5)
     noisy = ClipDataset(records, source, PRE, seed=5, augment=build_augmenter(NOISE))
     for index in range(len(records)):
-        assert torch.equal(noisy[index]["audio"], clean[index]["audio"])  # evaluation: clean
         key = (index, 2)
         assert not torch.equal(noisy[key]["audio"], clean[key]["audio"])
         assert torch.equal(noisy[key]["audio"], noisy[key]["audio"])  # same (seed, epoch, index)
@@ -180,14 +222,14 @@ def test_augmentation_does_not_move_the_window():
         assert torch.allclose(a, b * factor) and 10 ** (3 / 20) <= factor <= 10 ** (6 / 20)
 
 
-def test_a_failing_augmentation_skips_the_item_and_says_so():
+def test_a_failing_augmentation_stops_and_says_which_stage():
     def broken(window: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         raise OSError("no encoder")
 
     records, source = _noisy_records(2)
     dataset = ClipDataset(records, source, PRE, augment=broken)
-    assert dataset[0]["error"] == ""  # evaluation never calls it
-    assert "augmentation failed (OSError: no encoder)" in dataset[(0, 0)]["error"]
+    with pytest.raises(RuntimeError, match=r"augmentation failed \(OSError: no encoder\)"):
+        dataset[(0, 0)]
 
 
 def test_augmented_batches_do_not_depend_on_workers_and_validation_stays_clean():
@@ -196,22 +238,25 @@ def test_augmented_batches_do_not_depend_on_workers_and_validation_stays_clean()
     def batches(num_workers, augment):
         data = ClipDataModule(
             records[:6],
-            records[6:],
+            ValidationClips(records[6:], source, PRE),
             source,
             PRE,
+            val_collate=collate_items,
             batch_size=4,
             num_workers=num_workers,
             seed=3,
             augment=augment,
         )
-        assert data.val_set.augment is None
         train = torch.cat([b["audio"] for b in data.train_dataloader()])
-        val = torch.cat([b["audio"] for b in data.val_dataloader()])
+        val = np.concatenate(
+            [item.windows[0][0] for batch in data.val_dataloader() for _, item in batch]
+        )
         return train, val
 
     augment = build_augmenter(NOISE)
     serial, parallel = batches(0, augment), batches(2, augment)
     clean = batches(0, None)
-    assert torch.equal(serial[0], parallel[0]) and torch.equal(serial[1], parallel[1])
+    assert torch.equal(serial[0], parallel[0])
+    np.testing.assert_array_equal(serial[1], parallel[1])
     assert not torch.equal(serial[0], clean[0])
-    assert torch.equal(serial[1], clean[1])
+    np.testing.assert_array_equal(serial[1], clean[1])  # validation windows are never augmented

@@ -7,7 +7,13 @@ import dataclasses
 import pytest
 import torch
 
-from deepfake_audio.models import MODELS, build_model, config_dict, make_config, model_names
+from deepfake_audio.models.registry import (
+    MODELS,
+    build_model,
+    config_dict,
+    make_config,
+    model_names,
+)
 
 
 def _small(name: str) -> dict:

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from deepfake_audio.checkpoints import load_checkpoint, save_checkpoint
-from deepfake_audio.models import build_model, config_dict, make_config
+from deepfake_audio.models.registry import build_model, config_dict, make_config
 from deepfake_audio.preprocess import PreprocessConfig
 
 PAPER_MODELS = ("aasist", "aasist_l", "rawnet2", "lcnn_lfcc")

@@ -13,7 +13,10 @@ import pytest
 from deepfake_audio.audio import write_audio
 from deepfake_audio.checkpoints import load_checkpoint
 from deepfake_audio.cli import main
-from deepfake_audio.reports.predict import expand_paths, predict_files
+from deepfake_audio.data.listing import scoring_inputs
+from deepfake_audio.reports.predict import predictions
+from deepfake_audio.scoring.engine import score_table
+from deepfake_audio.scoring.options import ScoringOptions
 from tests.detectors import (
     fake_signal,
     real_signal,
@@ -80,6 +83,12 @@ def test_lines_use_the_stored_threshold_and_override(models, clips, capsys) -> N
     assert line.startswith("FAKE") and "(threshold 0.0000)" in line
 
 
+def predict_files(detectors, paths):
+    inputs = scoring_inputs(paths)
+    good = [i.record for i in inputs if i.problem is None]
+    return predictions(score_table(detectors, good, ScoringOptions()), inputs)
+
+
 def test_trained_model_verdicts(models, clips) -> None:
     detector = load_checkpoint(models["trained"])
     fake, real = predict_files([detector], [clips["fake"], clips["real"]])
@@ -100,9 +109,10 @@ def test_several_models_fuse_to_the_mean(models, clips, capsys) -> None:
 
 
 def test_missing_paths_are_reported_not_fatal(models, clips, tmp_path) -> None:
-    entries = expand_paths([tmp_path / "nope.wav", clips["fake"].parent])
-    assert entries[0] == (str(tmp_path / "nope.wav"), "no such file or folder")
-    assert len(entries) == 4 and all(problem is None for _, problem in entries[1:])
+    entries = scoring_inputs([tmp_path / "nope.wav", clips["fake"].parent])
+    assert entries[0].record.path == str(tmp_path / "nope.wav")
+    assert entries[0].problem == "no such file or folder"
+    assert len(entries) == 4 and all(e.problem is None for e in entries[1:])
     detector = load_checkpoint(models["other"])
     results = predict_files([detector], [clips["real"], tmp_path / "nope.wav", clips["fake"]])
     assert [r.path for r in results] == [

@@ -11,18 +11,16 @@ import torch
 
 from deepfake_audio import audio
 from deepfake_audio.checkpoints import load_checkpoint
-from deepfake_audio.preprocess import PreprocessConfig
+from deepfake_audio.data.records import ClipRecord
+from deepfake_audio.preprocess import PreprocessConfig, sliding_windows
 from deepfake_audio.scoring.engine import (
-    ENSEMBLE,
-    FileScores,
-    aggregate,
     fake_probability,
-    make_lineup,
-    model_names,
     resolve_device,
-    score_clip,
-    score_files,
+    score_table,
+    score_windows,
 )
+from deepfake_audio.scoring.lineup import ENSEMBLE, make_lineup, model_names, rule_warnings
+from deepfake_audio.scoring.options import ScoringOptions, ScoringRule, aggregate
 from tests.detectors import (
     PREPROCESS,
     fake_signal,
@@ -82,43 +80,55 @@ def test_aggregate() -> None:
         aggregate(scores, "median")  # type: ignore[arg-type]
 
 
-def test_score_files_matches_each_file_scored_alone(files, detectors) -> None:
+def records(paths) -> list[ClipRecord]:
+    return [ClipRecord(path=str(p), label=None) for p in paths]
+
+
+def table(detectors, paths, **options):
+    return score_table(detectors, records(paths), ScoringOptions(**options))
+
+
+def test_pooled_scores_match_each_file_scored_alone(files, detectors) -> None:
     """Pooling windows of many files into one batch must not change any file's score."""
-    results = list(score_files(detectors, files, batch_size=7))
-    assert [r.path for r in results] == [str(p) for p in files]
+    scored = table(detectors, files, batch_size=7)
+    assert [f.record.path for f in scored.files] == [str(p) for p in files]
     names = model_names(detectors)
-    for result in results:
-        if not result.ok:
-            continue
+    for k, result in enumerate(scored.scored):
         for name, detector in zip(names, detectors, strict=True):
-            samples = audio.load_audio(result.path, detector.preprocess.sample_rate)
-            alone = score_clip(detector.model, samples, detector.preprocess)
+            samples = audio.load_audio(result.record.path, detector.preprocess.sample_rate)
+            windows, _ = sliding_windows(samples, detector.preprocess)
+            alone = score_windows(detector.model, windows, batch_size=1)
             clip = result.clips[name]
-            assert clip.score == pytest.approx(alone.score, abs=1e-5)
-            np.testing.assert_allclose(clip.window_scores, alone.window_scores, atol=1e-5)
-        assert result.fused() == pytest.approx(np.mean([c.score for c in result.clips.values()]))
+            assert clip.score == pytest.approx(float(np.mean(alone)), abs=1e-5)
+            np.testing.assert_allclose(clip.window_scores, alone, atol=1e-5)
+            assert scored.p_fake[name][k] == clip.score
+        ensemble = np.mean([c.score for c in result.clips.values()])
+        assert scored.p_fake[ENSEMBLE][k] == pytest.approx(ensemble)
 
 
 def test_unreadable_files_come_back_with_reasons(files, detectors) -> None:
-    results = {Path(r.path).name: r for r in score_files(detectors[:1], files)}
+    scored = table(detectors[:1], files)
+    results = {Path(f.record.path).name: f for f in scored.files}
     assert "empty" in results["empty.flac"].error
     assert results["broken.wav"].error
     assert not results["broken.wav"].clips
-    assert sum(r.ok for r in results.values()) == len(files) - 2
+    assert len(scored.scored) == len(files) - 2
+    assert dict(scored.unreadable).keys() == {str(files[2]), str(files[-1])}
+    assert len(scored.p_fake[model_names(detectors[:1])[0]]) == len(files) - 2
 
 
 def test_long_file_is_scored_over_all_its_windows(long_file, detectors) -> None:
     detector = detectors[0]  # 0.25 s windows
     long = [long_file]
-    (mean,) = score_files([detector], long, method="mean")
+    (mean,) = table([detector], long, aggregation="mean").files
     clip = mean.clips[detector.name]
     assert len(clip.window_scores) == math.ceil(60 / PREPROCESS.window_seconds)
     assert clip.window_starts[0] == 0.0
     assert clip.window_starts[-1] == pytest.approx(60 - PREPROCESS.window_seconds)
     assert clip.score == pytest.approx(float(np.mean(clip.window_scores)))
-    (highest,) = score_files([detector], long, method="max")
+    (highest,) = table([detector], long, aggregation="max").files
     assert highest.clips[detector.name].score == pytest.approx(float(np.max(clip.window_scores)))
-    (overlap,) = score_files([detector], long, hop_seconds=0.125)
+    (overlap,) = table([detector], long, hop_seconds=0.125).files
     assert len(overlap.clips[detector.name].window_scores) == 479  # (60 - 0.25) / 0.125 + 1
 
 
@@ -131,22 +141,20 @@ def test_each_file_is_decoded_once_for_all_models(files, detectors, monkeypatch)
         return real_decode(path)
 
     monkeypatch.setattr(audio, "decode_file", counting)
-    results = list(score_files(detectors, files, workers=1))
+    scored = table(detectors, files, workers=1)
     assert len(detectors) == 3
     assert sorted(calls) == sorted(str(p) for p in files)
-    assert all(len(r.clips) == 3 for r in results if r.ok)
+    assert all(len(f.clips) == 3 for f in scored.scored)
 
 
 def test_worker_processes_give_the_same_scores(files, detectors) -> None:
     many = files * 3  # more than one chunk of 8, so the pool really starts
-    here = list(score_files(detectors[:1], many, workers=1))
-    pooled = list(score_files(detectors[:1], many, workers=2))
-    for a, b in zip(here, pooled, strict=True):
-        assert (a.path, a.error) == (b.path, b.error)
-        if a.ok:
-            assert a.clips[detectors[0].name].score == pytest.approx(
-                b.clips[detectors[0].name].score, abs=1e-6
-            )
+    here = table(detectors[:1], many, workers=1)
+    pooled = table(detectors[:1], many, workers=2)
+    for a, b in zip(here.files, pooled.files, strict=True):
+        assert (a.record.path, a.error) == (b.record.path, b.error)
+    name = model_names(detectors[:1])[0]
+    np.testing.assert_allclose(here.p_fake[name], pooled.p_fake[name], atol=1e-6)
 
 
 def test_model_names_are_unique(tmp_path: Path) -> None:
@@ -158,21 +166,41 @@ def test_model_names_are_unique(tmp_path: Path) -> None:
     assert model_names(loaded) == ["run_a/fake_or_real_classifier", "run_b/fake_or_real_classifier"]
 
 
-def test_device_resolution() -> None:
+def test_device_resolution(monkeypatch) -> None:
     assert resolve_device("cpu").type == "cpu"
-    expected = "cuda" if torch.cuda.is_available() else "cpu"
-    assert resolve_device("auto").type == expected
-    if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="GPU"):
-            resolve_device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto").type == "cuda"
+    assert resolve_device("cuda").type == "cuda"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto").type == "cpu"
+    with pytest.raises(ValueError, match="GPU"):
+        resolve_device("cuda")
 
 
-def test_bad_options_raise(files, detectors) -> None:
-    with pytest.raises(ValueError):
-        list(score_files(detectors, files, method="median"))  # type: ignore[arg-type]
-    with pytest.raises(ValueError):
-        list(score_files(detectors, files, batch_size=0))
-    assert FileScores("x", "bad").ok is False
+def test_bad_options_raise() -> None:
+    with pytest.raises(ValueError, match="aggregation"):
+        ScoringOptions(aggregation="median")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="batch size"):
+        ScoringOptions(batch_size=0)
+    with pytest.raises(ValueError, match="hop"):
+        ScoringOptions(hop_seconds=0.0)
+    with pytest.raises(ValueError, match="threshold"):
+        ScoringOptions(threshold=1.5)
+
+
+def test_rule_warnings_name_the_models_scored_another_way(tmp_path: Path) -> None:
+    """A threshold belongs to the rule it was set with: scoring otherwise says so."""
+    mean_rule = ScoringRule("mean", None).to_dict()
+    stored = load_checkpoint(
+        untrained_checkpoint(tmp_path / "stored.safetensors", 1, scoring_rule=mean_rule)
+    )
+    legacy = load_checkpoint(untrained_checkpoint(tmp_path / "legacy.safetensors", 2))
+    assert stored.stored_rule == mean_rule and legacy.stored_rule is None
+    assert rule_warnings([stored, legacy], ScoringOptions()) == []
+    (line,) = rule_warnings([stored, legacy], ScoringOptions(aggregation="max"))
+    assert line.startswith("warning: stored's threshold") and "max" in line
+    assert len(rule_warnings([stored], ScoringOptions(hop_seconds=0.5))) == 1
+    assert rule_warnings([stored], ScoringOptions(aggregation="max", threshold=0.3)) == []
 
 
 def test_lineup_names_thresholds_and_ensemble(tmp_path: Path) -> None:

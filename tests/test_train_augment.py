@@ -15,7 +15,7 @@ import pytest
 from deepfake_audio.checkpoints import read_metadata
 from deepfake_audio.cli import build_parser, main
 from deepfake_audio.commands import train as command
-from deepfake_audio.models import model_names
+from deepfake_audio.models.registry import model_names
 from deepfake_audio.training.config import TrainConfig, resume_config
 from deepfake_audio.training.run_folder import FINAL_NAME
 from tests.test_train import RATE, SMALL_ARGS, make_corpus

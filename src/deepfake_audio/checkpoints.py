@@ -22,7 +22,7 @@ from torch import nn
 from deepfake_audio import __version__
 from deepfake_audio.data.records import LABEL_NAMES
 from deepfake_audio.fileio import atomic_output
-from deepfake_audio.models import build_model, config_dict
+from deepfake_audio.models.registry import build_model, config_dict
 from deepfake_audio.preprocess import PreprocessConfig
 
 FORMAT = "deepfake-audio-checkpoint/1"
@@ -42,13 +42,16 @@ def save_checkpoint(
     preprocess: PreprocessConfig,
     metrics: dict[str, Any] | None = None,
     threshold: float = DEFAULT_THRESHOLD,
+    scoring_rule: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Path:
     """Write ``model``'s weights and metadata atomically (temp name, then rename).
 
     ``metrics`` are the validation metrics; ``threshold`` is the fake-probability threshold
-    to use by default (the validation EER threshold after training); ``extra`` holds anything
-    else worth keeping (epoch, manifest fingerprint, training config...).
+    to use by default (the validation EER threshold after training); ``scoring_rule`` is how
+    the scores behind that threshold were made (window aggregation and hop, see
+    :class:`deepfake_audio.scoring.options.ScoringRule`); ``extra`` holds anything else worth
+    keeping (epoch, manifest fingerprint, training config...).
     """
     metadata = {
         "format": FORMAT,
@@ -58,6 +61,7 @@ def save_checkpoint(
         "labels": json.dumps({str(k): v for k, v in LABEL_NAMES.items()}),
         "metrics": json.dumps(metrics or {}),
         "threshold": json.dumps(float(threshold)),
+        **({"scoring_rule": json.dumps(scoring_rule)} if scoring_rule is not None else {}),
         "package_version": __version__,
         "extra": json.dumps(extra or {}),
     }
@@ -101,6 +105,12 @@ class Detector:
     @property
     def name(self) -> str:
         return self.path.stem if self.path else self.model_name
+
+    @property
+    def stored_rule(self) -> dict[str, Any] | None:
+        """How the scores behind :attr:`threshold` were made (None in older checkpoints)."""
+        rule = self.metadata.get("scoring_rule")
+        return rule if isinstance(rule, dict) else None
 
 
 def final_model_path(path: str | Path) -> Path:

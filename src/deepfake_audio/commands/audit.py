@@ -6,9 +6,6 @@ import argparse
 import json
 
 from deepfake_audio.commands.data_args import add_data_options, data_options_from_args
-from deepfake_audio.data.pipeline import prepare
-from deepfake_audio.fileio import write_text_atomic
-from deepfake_audio.reports.audit import format_report
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,6 +27,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from deepfake_audio.data.pipeline import prepare
+    from deepfake_audio.fileio import write_text_atomic
+    from deepfake_audio.reports.audit import format_report
+
     prepared = prepare(args.root, data_options_from_args(args), progress=not args.no_progress)
     print(format_report(prepared.report, examples=args.examples))
     if args.json:

@@ -6,21 +6,9 @@ import argparse
 import sys
 import time
 from datetime import datetime
+from pathlib import Path
 
-from deepfake_audio.commands.scoring_args import (
-    add_scoring_options,
-    load_detectors,
-    load_fusion,
-    scoring_kwargs,
-)
-from deepfake_audio.reports.compare import (
-    audio_files,
-    compare_models,
-    find_checkpoints,
-    format_report,
-    newest_run,
-    write_comparison,
-)
+from deepfake_audio.commands.scoring_args import add_scoring_options, score_records, scoring_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -69,6 +57,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from deepfake_audio.data.listing import scoring_inputs
+    from deepfake_audio.reports.compare import (
+        compare,
+        find_checkpoints,
+        format_report,
+        newest_run,
+        write_comparison,
+    )
+
     if args.models:
         checkpoints, skipped = list(args.models), []
     else:
@@ -77,18 +74,26 @@ def run(args: argparse.Namespace) -> int:
         print(f"models from {models_dir}")
     for path, reason in skipped:
         print(f"skipped {path}: {reason}", file=sys.stderr)
-    files = audio_files(args.audio_dir)
-    print(f"{len(checkpoints)} model(s), {len(files)} audio file(s) under {args.audio_dir}")
-    detectors = load_detectors([str(p) for p in checkpoints], args.device)
-    fusion = load_fusion(args)
+    if not Path(args.audio_dir).is_dir():
+        raise FileNotFoundError(f"audio folder {args.audio_dir} does not exist")
+    records = [entry.record for entry in scoring_inputs([args.audio_dir])]
+    print(f"{len(checkpoints)} model(s), {len(records)} audio file(s) under {args.audio_dir}")
+    options = scoring_options(args)
     stamp = datetime.now().strftime("%Y%m%d_%H%M%S")
     began = time.perf_counter()
-    comparison = compare_models(detectors, files, **scoring_kwargs(args), fusion=fusion)
+    table = score_records(
+        [str(p) for p in checkpoints],
+        records,
+        options,
+        fusion_path=args.fusion,
+        description="comparing models",
+    )
     elapsed = time.perf_counter() - began
+    comparison = compare(table)
     print(format_report(comparison, top=args.top))
     written = write_comparison(comparison, args.output_dir, stamp)
-    rate = len(files) / elapsed if elapsed > 0 else float("inf")
-    print(f"\n{len(files)} files in {elapsed:.1f} s ({rate:.1f} files/s)")
+    rate = len(records) / elapsed if elapsed > 0 else float("inf")
+    print(f"\n{len(records)} files in {elapsed:.1f} s ({rate:.1f} files/s)")
     for kind, path in written.items():
         print(f"{kind:>13}: {path}")
     return 0

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from deepfake_audio.data.layouts import LAYOUTS
-from deepfake_audio.data.pipeline import DataOptions
+
+if TYPE_CHECKING:
+    from deepfake_audio.data.pipeline import DataOptions
 
 
 def csv_list(text: str) -> list[str]:
@@ -68,4 +71,6 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
 
 
 def data_options_from_args(args: argparse.Namespace) -> DataOptions:
+    from deepfake_audio.data.pipeline import DataOptions
+
     return DataOptions.from_attributes(args)

@@ -5,18 +5,7 @@ from __future__ import annotations
 import argparse
 
 from deepfake_audio.commands.data_args import add_selection_options
-from deepfake_audio.commands.scoring_args import (
-    add_scoring_options,
-    load_detectors,
-    load_fusion,
-    scoring_kwargs,
-)
-from deepfake_audio.reports.evaluate import (
-    evaluate_models,
-    format_summary,
-    load_records,
-    write_evaluation,
-)
+from deepfake_audio.commands.scoring_args import add_scoring_options, score_records, scoring_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -47,13 +36,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    records = load_records(
+    from deepfake_audio.data.listing import dataset_records
+    from deepfake_audio.reports.evaluate import evaluate, format_summary, write_evaluation
+
+    records = dataset_records(
         args.data, layout=args.layout, dataset_types=args.dataset_types, splits=args.splits
     )
-    detectors = load_detectors(args.models, args.device)
-    fusion = load_fusion(args)
-    print(f"{len(detectors)} model(s), {len(records)} labelled file(s)")
-    evaluation = evaluate_models(detectors, records, **scoring_kwargs(args), fusion=fusion)
+    print(f"{len(args.models)} model(s), {len(records)} labelled file(s)")
+    table = score_records(
+        args.models,
+        records,
+        scoring_options(args),
+        fusion_path=args.fusion,
+        description="evaluating",
+    )
+    evaluation = evaluate(table)
     settings = {
         "data": str(args.data),
         "splits": args.splits,

@@ -7,10 +7,8 @@ import math
 import sys
 
 from deepfake_audio.commands.data_args import add_selection_options
-from deepfake_audio.commands.scoring_args import add_scoring_options, load_detectors, scoring_kwargs
+from deepfake_audio.commands.scoring_args import add_scoring_options, score_records, scoring_options
 from deepfake_audio.data.records import TEST, parse_split
-from deepfake_audio.reports.evaluate import load_records
-from deepfake_audio.scoring.fusion import fit_on_records
 
 
 def _positive_float(text: str) -> float:
@@ -65,25 +63,22 @@ def run(args: argparse.Namespace) -> int:
             "refusing to fit a fusion on the test split: its test metrics would no longer be "
             "honest (fit on validation; --allow-test to do it anyway)"
         )
-    records = load_records(
+    from deepfake_audio.data.listing import dataset_records
+    from deepfake_audio.reports.fuse import fit_on_table
+
+    records = dataset_records(
         args.data, layout=args.layout, dataset_types=args.dataset_types, splits=args.splits
     )
-    detectors = load_detectors(args.models, args.device)
-    print(f"fitting a fusion of {len(detectors)} model(s) on {len(records)} labelled file(s)")
+    print(f"fitting a fusion of {len(args.models)} model(s) on {len(records)} labelled file(s)")
     fitted = {
         "data": str(args.data),
         "splits": list(args.splits),
         "layout": args.layout,
         "dataset_types": args.dataset_types,
     }
-    fusion, evaluation = fit_on_records(
-        detectors,
-        records,
-        regularization=args.regularization,
-        fitted=fitted,
-        **scoring_kwargs(args),
-    )
-    for path, reason in evaluation.unreadable:
+    table = score_records(args.models, records, scoring_options(args), description="fusing")
+    fusion = fit_on_table(table, regularization=args.regularization, fitted=fitted)
+    for path, reason in table.unreadable:
         print(f"unreadable {path}: {reason}", file=sys.stderr)
     written = fusion.save(args.output)
 
@@ -96,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         )
     print(f"  intercept {fusion.intercept:+.4f}")
     print(
-        f"fusion: EER {pct(fusion.validation['eer'])} on {len(evaluation.records)} file(s), "
+        f"fusion: EER {pct(fusion.validation['eer'])} on {len(table.records)} file(s), "
         f"threshold {fusion.threshold:.4f}"
     )
     print(f"written: {written}")

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from deepfake_audio.corpus.builder import GENERATORS, METADATA, SIZES, SPLITS, build_corpus
-from deepfake_audio.corpus.errors import CorpusError
+from deepfake_audio.corpus import SIZES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -49,6 +48,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from deepfake_audio.corpus.builder import GENERATORS, METADATA, SPLITS, build_corpus
+    from deepfake_audio.corpus.errors import CorpusError
+
     try:
         result = build_corpus(
             args.out,

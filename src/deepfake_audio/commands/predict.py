@@ -5,13 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from deepfake_audio.commands.scoring_args import (
-    add_scoring_options,
-    load_detectors,
-    load_fusion,
-    scoring_kwargs,
-)
-from deepfake_audio.reports.predict import format_line, predict_files
+from deepfake_audio.commands.scoring_args import add_scoring_options, score_records, scoring_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -44,20 +38,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    detectors = load_detectors(args.models, args.device)
-    fusion = load_fusion(args)
-    options = scoring_kwargs(args)
-    options["progress"] = options["progress"] and not args.json
-    predictions = predict_files(detectors, args.paths, **options, fusion=fusion)
+    from deepfake_audio.data.listing import scoring_inputs
+    from deepfake_audio.reports.predict import format_line, predictions
+    from deepfake_audio.scoring.lineup import FUSION
+
+    inputs = scoring_inputs(args.paths)
+    table = score_records(
+        args.models,
+        [i.record for i in inputs if i.problem is None],
+        scoring_options(args, progress=not args.json),
+        fusion_path=args.fusion,
+        description="predicting",
+    )
+    verdicts = predictions(table, inputs)
     if args.json:
+        sources = table.lineup.sources
         document = {
-            "models": {d.name: str(d.path) for d in detectors},
-            **({"fusion": str(fusion.path)} if fusion is not None else {}),
+            "models": {name: sources[name] for name in table.lineup.names},
+            **({"fusion": sources[FUSION]} if FUSION in sources else {}),
             "aggregate": args.aggregate,
-            "files": [p.to_dict() for p in predictions],
+            "files": [p.to_dict() for p in verdicts],
         }
         print(json.dumps(document, indent=2))
     else:
-        for prediction in predictions:
+        for prediction in verdicts:
             print(format_line(prediction))
-    return 1 if any(p.error for p in predictions) else 0
+    return 1 if any(p.error for p in verdicts) else 0

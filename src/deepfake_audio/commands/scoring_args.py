@@ -1,20 +1,27 @@
-"""Scoring options shared by compare, predict and evaluate, and loading their models."""
+"""Scoring options shared by compare, predict, evaluate and fuse, and the scoring run itself.
+
+Registering the options imports nothing heavy (``--help`` must not load torch); the models,
+torch and scikit-learn are imported by :func:`score_records`, when there is work to do.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from deepfake_audio.checkpoints import Detector, final_model_path, load_checkpoint
 from deepfake_audio.parallel import default_workers
-from deepfake_audio.scoring.engine import AGGREGATIONS, resolve_device
-from deepfake_audio.scoring.fusion import Fusion
+from deepfake_audio.scoring.options import AGGREGATIONS, ScoringOptions
+
+if TYPE_CHECKING:
+    from deepfake_audio.data.records import ClipRecord
+    from deepfake_audio.scoring.table import ScoreTable
 
 
 def _positive_float(text: str) -> float:
     value = float(text)
-    if value <= 0:
+    if not value > 0:
         raise argparse.ArgumentTypeError(f"must be positive, got {text}")
     return value
 
@@ -23,6 +30,13 @@ def _probability(text: str) -> float:
     value = float(text)
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
     return value
 
 
@@ -48,18 +62,21 @@ def add_scoring_options(parser: argparse.ArgumentParser, *, verdicts: bool = Tru
         "--aggregate",
         choices=AGGREGATIONS,
         default="mean",
-        help="file score from its window scores: mean (default) or max (flags a file when "
-        "any part of it looks fake)",
+        help="file score from its window scores: mean (default, as validation scores) or max "
+        "(flags a file when any part of it looks fake; the stored threshold was set for mean)",
     )
     group.add_argument(
         "--hop",
         type=_positive_float,
         metavar="SECONDS",
-        help="step between windows (default: the model's window length, no overlap; the last "
-        "window is aligned to the end of the file)",
+        help="step between windows (default: the model's window length, no overlap, as "
+        "validation scores; the last window is aligned to the end of the file)",
     )
     group.add_argument(
-        "--batch-size", type=int, default=64, help="windows per inference batch (default 64)"
+        "--batch-size",
+        type=_positive_int,
+        default=64,
+        help="windows per inference batch (default 64)",
     )
     group.add_argument(
         "--device",
@@ -69,52 +86,61 @@ def add_scoring_options(parser: argparse.ArgumentParser, *, verdicts: bool = Tru
     )
     group.add_argument(
         "--workers",
-        type=int,
+        type=_positive_int,
         help="processes decoding audio while the models run "
         f"(default {default_workers()}: every core; 1 decodes in the main process)",
     )
     group.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
-def scoring_kwargs(args: argparse.Namespace) -> dict:
-    """Keyword arguments for compare_models / predict_files / evaluate_models."""
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
-    return {
-        "threshold": getattr(args, "threshold", None),
-        "hop_seconds": args.hop,
-        "method": args.aggregate,
-        "batch_size": args.batch_size,
-        "workers": default_workers() if args.workers is None else max(1, args.workers),
-        "progress": not args.no_progress,
-    }
+def scoring_options(args: argparse.Namespace, *, progress: bool = True) -> ScoringOptions:
+    """The :class:`ScoringOptions` the parsed arguments ask for (``progress`` False hides
+    bars whatever ``--no-progress`` says, e.g. when stdout carries JSON)."""
+    return ScoringOptions(
+        threshold=getattr(args, "threshold", None),
+        hop_seconds=args.hop,
+        aggregation=args.aggregate,
+        batch_size=args.batch_size,
+        workers=default_workers() if args.workers is None else args.workers,
+        device=args.device,
+        progress=progress and not args.no_progress,
+    )
 
 
-def load_detectors(paths: Sequence[str], device: str = "auto") -> list[Detector]:
-    """Load every checkpoint (or run folder's final model) onto ``device`` (``auto``: the
-    GPU when there is one)."""
-    target = resolve_device(device)
-    return [load_checkpoint(final_model_path(p), device=target) for p in paths]
+def score_records(
+    models: Sequence[str],
+    records: Sequence[ClipRecord],
+    options: ScoringOptions,
+    *,
+    fusion_path: str | None = None,
+    description: str = "scoring",
+) -> ScoreTable:
+    """Load ``models`` (checkpoints or run folders) and the fusion, and score ``records``.
 
-
-def load_fusion(args: argparse.Namespace) -> Fusion | None:
-    """The ``--fusion`` file, if any; warns when scoring options differ from its fit's.
-
-    A fusion's weights and threshold suit the scores they were fitted on: scores aggregated
-    with ``max`` instead of ``mean`` (or another hop) shift, so its threshold may not hold.
+    Warns on stderr when the scoring rule differs from the one a model's threshold or the
+    fusion was set with: that threshold then belongs to other numbers.
     """
-    if not getattr(args, "fusion", None):
-        return None
-    fusion = Fusion.load(args.fusion)
-    fitted = fusion.fitted
-    for option, key, value in (
-        ("--aggregate", "aggregate", args.aggregate),
-        ("--hop", "hop_seconds", args.hop),
-    ):
-        if key in fitted and fitted[key] != value:
-            print(
-                f"warning: fusion {args.fusion} was fitted with {option} {fitted[key]}, "
-                f"scoring now uses {value}: its weights and threshold may not suit these scores",
-                file=sys.stderr,
-            )
-    return fusion
+    from deepfake_audio.checkpoints import final_model_path, load_checkpoint
+    from deepfake_audio.scoring.engine import resolve_device, score_table
+    from deepfake_audio.scoring.fusion import Fusion
+    from deepfake_audio.scoring.lineup import rule_warnings
+
+    device = resolve_device(options.device)
+    detectors = [load_checkpoint(final_model_path(p), device=device) for p in models]
+    fusion = None
+    if fusion_path:
+        fusion = Fusion.load(fusion_path)
+        for option, key, value in (
+            ("--aggregate", "aggregate", options.aggregation),
+            ("--hop", "hop_seconds", options.hop_seconds),
+        ):
+            if key in fusion.fitted and fusion.fitted[key] != value:
+                print(
+                    f"warning: fusion {fusion_path} was fitted with {option} "
+                    f"{fusion.fitted[key]}, scoring now uses {value}: its weights and "
+                    "threshold may not suit these scores",
+                    file=sys.stderr,
+                )
+    for line in rule_warnings(detectors, options):
+        print(line, file=sys.stderr)
+    return score_table(detectors, records, options, fusion=fusion, description=description)

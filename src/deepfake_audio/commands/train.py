@@ -18,7 +18,7 @@ import sys
 from typing import Any
 
 from deepfake_audio.commands.data_args import add_data_options
-from deepfake_audio.models import model_names
+from deepfake_audio.models import MODEL_NAMES
 
 #: The augmentations ``--augment`` switches, in the order they are applied.
 AUGMENTATIONS = ("rawboost", "noise", "codec", "gain")
@@ -50,7 +50,7 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
         "is used; --epochs and hardware options may change)",
     )
     group = parser.add_argument_group("model and optimization")
-    group.add_argument("--model", choices=model_names(), help="architecture (default seed_cnn)")
+    group.add_argument("--model", choices=MODEL_NAMES, help="architecture (default seed_cnn)")
     group.add_argument("--epochs", type=int, help="epochs to train (default 10)")
     group.add_argument("--batch-size", type=int, help="clips per batch and device (default 32)")
     group.add_argument("--lr", type=float, help="Adam learning rate (default 0.001)")

@@ -7,4 +7,8 @@ the machine by espeak-ng and by vocoder resyntheses of the real clips. See
 
 from deepfake_audio.corpus.errors import CorpusError
 
-__all__ = ["CorpusError"]
+#: Corpus sizes: real recordings used (None: all of them). Here, not in the builder, so the
+#: command line lists them without importing the synthesis stack.
+SIZES: dict[str, int | None] = {"tiny": 40, "small": 300, "full": None}
+
+__all__ = ["SIZES", "CorpusError"]

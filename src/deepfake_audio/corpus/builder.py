@@ -38,7 +38,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from deepfake_audio.audio import AudioDecodeError, is_audio_path, load_audio, resample, write_audio
-from deepfake_audio.corpus import clips, tts, vocoders
+from deepfake_audio.corpus import SIZES, clips, tts, vocoders
 from deepfake_audio.corpus.errors import CorpusError
 from deepfake_audio.corpus.sources import (
     RealSpeech,
@@ -52,7 +52,6 @@ from deepfake_audio.fileio import write_text_atomic
 
 Size = Literal["tiny", "small", "full"]
 #: Recordings used per size (None: all). Each gives ~1.1 real clips and as many fakes.
-SIZES: dict[str, int | None] = {"tiny": 40, "small": 300, "full": None}
 SPLITS = ("training", "validation", "testing")
 _SPLIT_SHARES = {"validation": 0.15, "testing": 0.15}  # training gets the rest
 GENERATORS = ("espeak-ng", "world", "griffin-lim")

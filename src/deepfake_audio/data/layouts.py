@@ -14,6 +14,9 @@ Layouts read:
 * ``csv``: a user CSV with ``path,label`` and optionally ``split``, ``speaker``/``group``,
   ``generator``, ``dataset_type``; relative paths are relative to the CSV's folder.
 * ``manifest``: a JSON Lines manifest written by this tool.
+
+A ``ROOT/metadata.csv`` (:mod:`deepfake_audio.data.metadata`) adds generators and dataset
+types to the records it lists.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from deepfake_audio.audio import is_audio_path
+from deepfake_audio.data.metadata import METADATA_FILE, apply_metadata
 from deepfake_audio.data.records import (
     LABEL_ALIASES,
     SPLIT_ALIASES,
@@ -60,33 +64,58 @@ def iter_audio_files(root: Path) -> Iterable[Path]:
                 yield Path(dirpath) / name
 
 
+def label_folder_index(folders: Sequence[str]) -> int | None:
+    """Index of the nearest folder naming a label (fake/real/spoof/bonafide...), else None.
+
+    The one labelling rule of folder trees: the folder closest above the file decides.
+    """
+    return next(
+        (i for i in range(len(folders) - 1, -1, -1) if folders[i].lower() in LABEL_ALIASES), None
+    )
+
+
+def label_from_folders(path: str | os.PathLike[str]) -> int | None:
+    """FAKE/REAL when a folder above the file names a label (see :func:`label_folder_index`)."""
+    folders = Path(path).parts[:-1]
+    at = label_folder_index(folders)
+    return None if at is None else LABEL_ALIASES[folders[at].lower()]
+
+
+def tree_record(root: Path, path: Path) -> ClipRecord | None:
+    """The record of ``path`` under ``root`` in the folder-tree layout; None when no label
+    folder lies between them.
+
+    The label comes from the nearest label folder, the split from the nearest split folder
+    above it, the dataset type from the first folder under ``root`` above both (else the
+    name of ``root``), the generator from a folder between the label folder and the file.
+    """
+    parts = path.relative_to(root).parts[:-1]  # folders between root and file
+    label_at = label_folder_index(parts)
+    if label_at is None:
+        return None
+    above = parts[:label_at]
+    split_at = next(
+        (i for i in range(len(above) - 1, -1, -1) if above[i].lower() in SPLIT_ALIASES), None
+    )
+    type_folders = above[:split_at] if split_at is not None else above
+    below = parts[label_at + 1 :]
+    return ClipRecord(
+        path=str(path.absolute()),
+        label=LABEL_ALIASES[parts[label_at].lower()],
+        split=parse_split(above[split_at]) if split_at is not None else None,
+        dataset_type=type_folders[0] if type_folders else root.name,
+        generator=below[0] if below else None,
+    )
+
+
 def _discover_tree(root: Path) -> Discovery:
     records, skipped = [], []
     for path in iter_audio_files(root):
-        parts = path.relative_to(root).parts[:-1]  # folders between root and file
-        label_at = next(
-            (i for i in range(len(parts) - 1, -1, -1) if parts[i].lower() in LABEL_ALIASES), None
-        )
-        if label_at is None:
+        record = tree_record(root, path)
+        if record is None:
             skipped.append((str(path), "no fake/real (spoof/bonafide) folder above it"))
-            continue
-        above = parts[:label_at]
-        split_at = next(
-            (i for i in range(len(above) - 1, -1, -1) if above[i].lower() in SPLIT_ALIASES), None
-        )
-        type_folders = above[:split_at] if split_at is not None else above
-        dataset_type = type_folders[0] if type_folders else root.name
-        below = parts[label_at + 1 :]
-        label = LABEL_ALIASES[parts[label_at].lower()]
-        records.append(
-            ClipRecord(
-                path=str(path.absolute()),
-                label=label,
-                split=parse_split(above[split_at]) if split_at is not None else None,
-                dataset_type=dataset_type,
-                generator=below[0] if below else None,
-            )
-        )
+        else:
+            records.append(record)
     if not records:
         raise DiscoveryError(
             f"no labelled audio under {root}: expected files below folders named fake/real "
@@ -246,4 +275,6 @@ def discover(
         raise DiscoveryError(
             f"no records of dataset types {list(dataset_types or [])} under {root}"
         )
+    if (root / METADATA_FILE).is_file():  # e.g. the demo corpus's generators
+        found.records = apply_metadata(found.records, root / METADATA_FILE)
     return found

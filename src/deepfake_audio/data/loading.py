@@ -1,4 +1,8 @@
-"""Batches for training and validation: a torch Dataset over ClipRecords and a DataModule.
+"""Batches for training: a torch Dataset over ClipRecords, samplers, and the DataModule.
+
+Validation clips are scored as the scoring engine scores any file (every window,
+aggregated): their dataset is :class:`deepfake_audio.training.validation.ValidationClips`,
+handed to :class:`ClipDataModule` by the training loop.
 
 Why the samplers are our own rather than Lightning's injected ``DistributedSampler``:
 
@@ -12,7 +16,7 @@ Why the samplers are our own rather than Lightning's injected ``DistributedSampl
 * ``--balance weighted`` draws by class weight the same way on every rank.
 
 Augmentation (:mod:`deepfake_audio.augment`, off by default) runs here, in the loader workers,
-on training items only: validation always sees the clean first window. Its generator is a
+on training items only: validation always sees clean windows. Its generator is a
 separate stream of the same ``(seed, epoch, index)`` (a child ``SeedSequence``), so switching
 augmentation on or off never moves the window positions, and a run stays reproducible with any
 number of workers and across resume. Order: cut the window, augment it, *then* normalize it,
@@ -21,9 +25,10 @@ can push a window past full scale; normalization brings it back into the range t
 at inference). The price: peak or RMS normalization undoes a pure gain change, so gain
 augmentation only acts with ``normalization = "none"`` (training warns otherwise).
 
-A clip that cannot be read (or cropped, or augmented) at training time does not stop the run:
-its item comes back with an ``error`` string and an all-zero window, the training and
-validation steps leave it out, and the run lists it.
+A clip whose audio cannot be used at training time (:class:`~deepfake_audio.audio.AudioDecodeError`)
+does not stop the run: its item comes back with an ``error`` string and an all-zero window that
+the training step leaves out, and the run lists it. Any other exception (a bug, a failing
+augmentation) stops the run: training on silently dropped clips hides the fault.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from deepfake_audio.audio import AudioDecodeError
 from deepfake_audio.data.balance import class_weights
 from deepfake_audio.data.records import ClipRecord
 from deepfake_audio.preprocess import PreprocessConfig, crop_window, normalize, random_offset
@@ -63,16 +69,11 @@ def augment_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
     )
 
 
-#: A training sampler yields ``(index, epoch)``; an evaluation sampler a plain index.
-ItemKey = int | tuple[int, int]
-
-
 class ClipDataset(Dataset):
-    """Model windows of ``records``; one item per record.
+    """Training windows of ``records``; one item per record and epoch.
 
-    ``dataset[index]`` is the first window (evaluation); ``dataset[(index, epoch)]`` is a
-    window at a random position drawn from ``(seed, epoch, index)`` (training), passed through
-    ``augment`` (when given) before normalization. Evaluation items are never augmented.
+    ``dataset[(index, epoch)]`` is a window at a random position drawn from
+    ``(seed, epoch, index)``, passed through ``augment`` (when given) before normalization.
     """
 
     def __init__(
@@ -89,16 +90,14 @@ class ClipDataset(Dataset):
         self.seed = seed
         self.augment = augment
 
-    def window(self, samples: np.ndarray, index: int, epoch: int | None) -> np.ndarray:
-        """Cut (first or random position), augment (training only), normalize: ``(samples,)``."""
+    def window(self, samples: np.ndarray, index: int, epoch: int) -> np.ndarray:
+        """Cut (at a seeded random position), augment, normalize: ``(samples,)``."""
         length = self.preprocess.window_samples
-        offset = 0
-        if epoch is not None:
-            offset = random_offset(
-                samples.shape[-1], length, np.random.default_rng([self.seed, epoch, index])
-            )
+        offset = random_offset(
+            samples.shape[-1], length, np.random.default_rng([self.seed, epoch, index])
+        )
         window = crop_window(samples, length, offset)
-        if epoch is not None and self.augment is not None:
+        if self.augment is not None:
             try:
                 window = self.augment(window, augment_rng(self.seed, epoch, index))
             except Exception as exc:  # say which stage failed: the file itself may be fine
@@ -108,15 +107,17 @@ class ClipDataset(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, key: ItemKey) -> dict:
-        index, epoch = (key, None) if isinstance(key, int) else key
+    def __getitem__(self, key: tuple[int, int]) -> dict:
+        index, epoch = key
         record = self.records[index]
         error = ""
         try:
-            window = self.window(np.asarray(self.audio_source(record.path)), index, epoch)
-        except Exception as exc:  # any bad file is skipped and listed, never a crash
-            error = f"{type(exc).__name__}: {exc}"
+            samples = np.asarray(self.audio_source(record.path))
+        except AudioDecodeError as exc:  # unusable audio is skipped and listed; bugs raise
+            error = exc.reason
             window = np.zeros(self.preprocess.window_samples, dtype=np.float32)
+        else:
+            window = self.window(samples, index, epoch)
         return {
             "audio": torch.from_numpy(np.array(window, dtype=np.float32)),  # (samples,)
             "label": record.label,
@@ -205,16 +206,18 @@ class ClipDataModule(L.LightningDataModule):
     """Training and validation DataLoaders over records, sharded by the trainer's rank.
 
     Use it with ``Trainer(use_distributed_sampler=False)``: the samplers here already split the
-    data between ranks (see the module docstring). ``augment`` applies to the training set only.
+    data between ranks (see the module docstring). ``augment`` applies to the training set only;
+    ``val_set`` (with ``val_collate`` for its batches) is sharded by rank, unpadded.
     """
 
     def __init__(
         self,
         train_records: Sequence[ClipRecord],
-        val_records: Sequence[ClipRecord],
+        val_set: Dataset,
         audio_source: AudioSource,
         preprocess: PreprocessConfig,
         *,
+        val_collate: Callable[[list], object] | None = None,
         batch_size: int = 32,
         num_workers: int | None = None,
         seed: int = 0,
@@ -224,7 +227,8 @@ class ClipDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         self.train_set = ClipDataset(train_records, audio_source, preprocess, seed, augment)
-        self.val_set = ClipDataset(val_records, audio_source, preprocess, seed)
+        self.val_set = val_set  # one item per validation clip, e.g. ValidationClips
+        self.val_collate = val_collate
         self.batch_size = batch_size
         self.num_workers = default_num_workers() if num_workers is None else num_workers
         self.seed = seed
@@ -235,11 +239,14 @@ class ClipDataModule(L.LightningDataModule):
         trainer = self.trainer
         return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
 
-    def _loader(self, dataset: Dataset, sampler: Sampler) -> DataLoader:
+    def _loader(
+        self, dataset: Dataset, sampler: Sampler, collate: Callable[[list], object] | None = None
+    ) -> DataLoader:
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
             sampler=sampler,
+            collate_fn=collate,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=torch.cuda.is_available(),
@@ -259,4 +266,5 @@ class ClipDataModule(L.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         rank, world = self._rank_world()
-        return self._loader(self.val_set, ShardSampler(len(self.val_set), rank, world))
+        sampler = ShardSampler(len(self.val_set), rank, world)  # type: ignore[arg-type]
+        return self._loader(self.val_set, sampler, self.val_collate)

@@ -53,6 +53,7 @@ class PreparedData:
     unreadable: list[tuple[str, str]]  # (path, reason)
     report: dict = field(default_factory=dict)
     cache: ClipCache | None = None
+    discovered: list[ClipRecord] = field(default_factory=list)  # every file found, bad included
 
     def split(self, name: str) -> list[ClipRecord]:
         return [r for r in self.records if r.split == name]
@@ -151,4 +152,4 @@ def prepare(
         "audio_statistics": audio_statistics(separated.records),
         "final_count": len(balanced.records),
     }
-    return PreparedData(balanced.records, unreadable, report, cache)
+    return PreparedData(balanced.records, unreadable, report, cache, found.records)

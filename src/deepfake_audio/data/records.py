@@ -56,10 +56,11 @@ def parse_split(value: str) -> str:
 
 @dataclass(frozen=True)
 class ClipRecord:
-    """Everything known about one audio file. Only ``path`` and ``label`` are always set."""
+    """Everything known about one audio file. Only ``path`` and ``label`` are always set
+    (datasets are labelled; a file given to compare or predict may not be)."""
 
     path: str  # absolute path
-    label: int  # FAKE (0) or REAL (1)
+    label: int | None  # FAKE (0) or REAL (1); None only for unlabelled files being scored
     split: str | None = None  # train / validation / test, None until assigned
     dataset_type: str = "default"  # e.g. for-2sec, asvspoof2019-la, in-the-wild
     group: str | None = None  # speaker or source recording: never split across sets
@@ -72,7 +73,8 @@ class ClipRecord:
 
     @property
     def label_name(self) -> str:
-        return LABEL_NAMES[self.label]
+        """``fake``/``real``, or an empty string for an unlabelled file."""
+        return "" if self.label is None else LABEL_NAMES[self.label]
 
     def with_(self, **changes: object) -> ClipRecord:
         """A copy with some fields changed (records are immutable)."""

@@ -1,10 +1,11 @@
 """Every model of a run over a folder of audio: per-file CSV, per-model summary, disagreements.
 
 The original ``test_all_models.py`` as a library: :func:`find_checkpoints` picks the epoch
-checkpoints and the final model of a run folder, :func:`compare_models` scores every file
-with every model through :func:`deepfake_audio.scoring.score_files` (each file decoded once)
-and adds the ensemble, and :func:`write_comparison` writes the timestamped CSVs. Nothing here
-prints; :func:`format_report` returns the text the CLI shows.
+checkpoints and the final model of a run folder, :func:`compare` turns the
+:class:`~deepfake_audio.scoring.table.ScoreTable` of every file and model (the ensemble
+included) into rows, ranked summaries, disagreements and, when labelled files name their
+generators, a per-generator breakdown; :func:`write_comparison` writes the timestamped CSVs.
+Nothing here prints; :func:`format_report` returns the text the CLI shows.
 """
 
 from __future__ import annotations
@@ -17,23 +18,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from deepfake_audio import metrics
-from deepfake_audio.checkpoints import FINAL_NAME, CheckpointError, Detector, read_metadata
-from deepfake_audio.data.layouts import iter_audio_files
-from deepfake_audio.data.records import FAKE, LABEL_ALIASES, LABEL_NAMES
+from deepfake_audio.checkpoints import FINAL_NAME, CheckpointError, read_metadata
+from deepfake_audio.data.records import FAKE, LABEL_NAMES
 from deepfake_audio.fileio import atomic_output
-from deepfake_audio.scoring.engine import (
-    Aggregation,
-    make_lineup,
-    score_files,
-)
-
-if TYPE_CHECKING:
-    from deepfake_audio.scoring.fusion import Fusion
+from deepfake_audio.reports.evaluate import breakdown
+from deepfake_audio.scoring.table import ScoreTable
 
 #: Name training gives the final model of a run.
 FINAL_MODEL = Path(FINAL_NAME).stem
@@ -95,15 +88,6 @@ def find_checkpoints(models_dir: str | os.PathLike[str]) -> tuple[list[Path], li
     return found, skipped
 
 
-def label_from_path(path: str | os.PathLike[str]) -> int | None:
-    """FAKE/REAL when a folder above the file is named fake/real (spoof, bonafide...)."""
-    parts = Path(path).parts
-    for part in reversed(parts[:-1]):
-        if part.lower() in LABEL_ALIASES:
-            return LABEL_ALIASES[part.lower()]
-    return None
-
-
 @dataclass
 class ModelSummary:
     """How one model (or the ensemble) judged the folder."""
@@ -157,6 +141,8 @@ class Comparison:
     disagreements: list[Disagreement]
     unreadable: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     individual: list[str] = field(default_factory=list)  # models without ensemble and fusion
+    # model -> generator -> metrics (evaluate.breakdown's by_generator); empty without them
+    by_generator: dict[str, dict[str, dict]] = field(default_factory=dict)
 
 
 def _summary(
@@ -183,73 +169,51 @@ def _summary(
     return summary
 
 
-def compare_models(
-    detectors: Sequence[Detector],
-    paths: Sequence[str | os.PathLike[str]],
-    *,
-    threshold: float | None = None,
-    hop_seconds: float | None = None,
-    method: Aggregation = "mean",
-    batch_size: int = 64,
-    workers: int = 1,
-    progress: bool = False,
-    fusion: Fusion | None = None,
-) -> Comparison:
-    """Score ``paths`` with every detector (plus the ensemble when there are several).
-
-    ``threshold`` overrides every model's stored threshold (and the ensemble's and fusion's).
-    ``fusion`` adds a model named ``fusion``; it must have been fitted on exactly these
-    detectors.
-    """
-    lineup = make_lineup(detectors, threshold=threshold, fusion=fusion)
+def compare(table: ScoreTable) -> Comparison:
+    """The comparison of every model of ``table``: per-file rows, ranked summaries,
+    disagreements, and the per-generator breakdown when labelled files name generators."""
+    lineup = table.lineup
     names = lineup.names
-    rows: list[FileRow] = []
-    unreadable: list[tuple[str, str]] = []
-    for result in score_files(
-        detectors,
-        [str(p) for p in paths],
-        names=names,
-        hop_seconds=hop_seconds,
-        method=method,
-        batch_size=batch_size,
-        workers=workers,
-        progress=progress,
-        description="comparing models",
-    ):
-        if result.error is not None:
-            unreadable.append((result.path, result.error))
-            continue
-        scores = lineup.with_fused({n: np.array([result.clips[n].score]) for n in names})
-        p_fake = {model: float(values[0]) for model, values in scores.items()}
-        rows.append(
-            FileRow(
-                path=result.path,
-                label=label_from_path(result.path),
-                duration=float(result.duration or 0.0),
-                windows={n: len(result.clips[n].window_scores) for n in names},
-                p_fake=p_fake,
-            )
+    rows = [
+        FileRow(
+            path=scored.record.path,
+            label=scored.record.label,
+            duration=float(scored.duration or 0.0),
+            windows={n: len(scored.clips[n].window_scores) for n in names},
+            p_fake={model: float(table.p_fake[model][k]) for model in lineup.models},
         )
-    models, thresholds, paths_of = lineup.models, lineup.thresholds, lineup.sources
+        for k, scored in enumerate(table.scored)
+    ]
     labels = [r.label for r in rows]
     summaries = [
         _summary(
             name,
-            thresholds[name],
-            np.asarray([r.p_fake[name] for r in rows], dtype=np.float64),
+            lineup.thresholds[name],
+            np.asarray(table.p_fake[name], dtype=np.float64),
             labels,
-            paths_of.get(name, ""),
+            lineup.sources.get(name, ""),
         )
-        for name in models
+        for name in lineup.models
     ]
+    labelled = [r for r in table.records if r.label is not None]
+    by_generator: dict[str, dict] = {}
+    if any(r.generator and r.label == FAKE for r in labelled):
+        keep = np.asarray([r.label is not None for r in table.records])
+        by_generator = {
+            name: breakdown(labelled, table.p_fake[name][keep], lineup.thresholds[name])[
+                "by_generator"
+            ]
+            for name in lineup.models
+        }
     return Comparison(
-        models=models,
-        thresholds=thresholds,
+        models=lineup.models,
+        thresholds=lineup.thresholds,
         rows=rows,
         summaries=rank_summaries(summaries),
-        disagreements=find_disagreements(rows, names, thresholds),
-        unreadable=unreadable,
+        disagreements=find_disagreements(rows, names, lineup.thresholds),
+        unreadable=table.unreadable,
         individual=list(names),
+        by_generator=by_generator,
     )
 
 
@@ -336,7 +300,8 @@ def write_comparison(
 ) -> dict[str, Path]:
     """Write the four CSVs (files, summary, disagreements, unreadable) with one timestamp.
 
-    Returns ``{"files": ..., "summary": ..., "disagreements": ..., "unreadable": ...}``.
+    Returns ``{"files": ..., "summary": ..., "disagreements": ..., "unreadable": ...}``, and
+    ``"by_generator"`` when the comparison has a per-generator breakdown.
     """
     out = Path(output_dir)
     stamp = stamp or datetime.now().strftime("%Y%m%d_%H%M%S")
@@ -393,7 +358,7 @@ def write_comparison(
         ]
         for d in comparison.disagreements
     ]
-    return {
+    written = {
         "files": _write_csv(out / f"model_comparison_{stamp}.csv", header, file_rows),
         "summary": _write_csv(out / f"model_summary_{stamp}.csv", summary_header, summary_rows),
         "disagreements": _write_csv(
@@ -407,14 +372,19 @@ def write_comparison(
             [list(u) for u in comparison.unreadable],
         ),
     }
-
-
-def audio_files(audio_dir: str | os.PathLike[str]) -> list[Path]:
-    """Every supported audio file under ``audio_dir`` (subfolders included), sorted."""
-    root = Path(audio_dir)
-    if not root.is_dir():
-        raise FileNotFoundError(f"audio folder {root} does not exist")
-    return list(iter_audio_files(root))
+    if comparison.by_generator:
+        generator_rows = [
+            [model, generator, stats["fake_count"], stats["real_count"], _fmt(stats["eer"]),
+             _fmt(stats["roc_auc"]), _fmt(stats["fake_detection_rate"])]
+            for model, generators in comparison.by_generator.items()
+            for generator, stats in generators.items()
+        ]  # fmt: skip
+        written["by_generator"] = _write_csv(
+            out / f"model_by_generator_{stamp}.csv",
+            ["model", "generator", "fakes", "reals", "eer", "roc_auc", "fake_detection_rate"],
+            generator_rows,
+        )
+    return written
 
 
 def format_report(comparison: Comparison, top: int = 20) -> str:
@@ -439,13 +409,21 @@ def format_report(comparison: Comparison, top: int = 20) -> str:
     labelled = comparison.summaries[0].labelled if comparison.summaries else 0
     total = len(comparison.rows)
     lines.append(
-        f"{total} files scored, {labelled} with a label from their folder"
+        f"{total} files scored, {labelled} with a label"
         + (
             "; ranked by EER, then balanced accuracy"
             if labelled
             else " (no fake/real folder: accuracy and EER not computed, models not ranked)"
         )
     )
+    if comparison.by_generator:
+        generators = sorted({g for per in comparison.by_generator.values() for g in per})
+        lines.append("")
+        lines.append("EER % per generator (its fakes against all real files):")
+        lines.append(f"  {'model':<{width}}  " + "  ".join(f"{g:>12}" for g in generators))
+        for model, per in comparison.by_generator.items():
+            cells = [pct(per[g]["eer"]) if g in per else "    -" for g in generators]
+            lines.append(f"  {model:<{width}}  " + "  ".join(f"{c:>12}" for c in cells))
     if len(comparison.individual) > 1:
         lines.append("")
         count = len(comparison.disagreements)

@@ -1,6 +1,7 @@
 """Metrics of one or more models on labelled data, overall and per dataset type and generator.
 
-Every number comes from :mod:`deepfake_audio.metrics` at the model's own threshold (its
+A report over a :class:`~deepfake_audio.scoring.table.ScoreTable`. Every number comes from
+:mod:`deepfake_audio.metrics` at the model's own threshold (its
 validation EER threshold, unless overridden). Per generator, a group holds only fakes, so its
 EER and AUC pit that generator's fakes against *all* real clips of the evaluation set (the
 ASVspoof per-attack practice); its ``fake_detection_rate`` is the share of its fakes caught.
@@ -16,89 +17,18 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from deepfake_audio import metrics
-from deepfake_audio.checkpoints import Detector
-from deepfake_audio.data.layouts import discover
-from deepfake_audio.data.records import FAKE, LABEL_NAMES, ClipRecord, parse_label
-from deepfake_audio.data.splits import select_splits
+from deepfake_audio.data.records import FAKE, LABEL_NAMES, ClipRecord
 from deepfake_audio.fileio import atomic_output, json_ready, write_text_atomic
-from deepfake_audio.scoring.engine import (
-    Aggregation,
-    make_lineup,
-    score_files,
-)
-
-if TYPE_CHECKING:
-    from deepfake_audio.scoring.fusion import Fusion
-
-#: The demo corpus's per-file description, read when it sits at the data root.
-METADATA_FILE = "metadata.csv"
+from deepfake_audio.scoring.table import ScoreTable
 
 GENERATOR_NOTE = (
     "per generator: that generator's fakes against all real clips of the evaluation set "
     "(ASVspoof per-attack convention); fake_detection_rate = share of its fakes called fake"
 )
-
-
-def apply_metadata(records: Sequence[ClipRecord], root: str | os.PathLike[str]) -> list[ClipRecord]:
-    """Fill generator (and dataset type) from ``ROOT/metadata.csv`` when the file exists.
-
-    Paths in the CSV are relative to ``ROOT``. A row whose label contradicts the folder is
-    ignored (the folder decides, as everywhere else).
-    """
-    table = Path(root) / METADATA_FILE
-    if not Path(root).is_dir() or not table.is_file():
-        return list(records)
-    with open(table, newline="", encoding="utf-8-sig") as handle:
-        rows = {
-            str((Path(root) / row["path"]).absolute()): row
-            for row in csv.DictReader(handle)
-            if row.get("path")
-        }
-    out = []
-    for record in records:
-        row = rows.get(str(Path(record.path).absolute()))
-        if row is None:
-            out.append(record)
-            continue
-        try:
-            if row.get("label") and parse_label(row["label"]) != record.label:
-                out.append(record)
-                continue
-        except ValueError:
-            pass
-        changes = {}
-        if row.get("generator"):
-            changes["generator"] = row["generator"]
-        if row.get("dataset_type"):
-            changes["dataset_type"] = row["dataset_type"]
-        out.append(record.with_(**changes) if changes else record)
-    return out
-
-
-def load_records(
-    data: str | os.PathLike[str],
-    *,
-    layout: str = "auto",
-    dataset_types: Sequence[str] | None = None,
-    splits: Sequence[str] | None = None,
-) -> list[ClipRecord]:
-    """Labelled records of a dataset root or manifest, the chosen splits only.
-
-    Raises ``ValueError`` when the split selection leaves nothing (e.g. ``--splits testing``
-    on data without split folders).
-    """
-    records = discover(data, layout, dataset_types).records
-    records = apply_metadata(records, data)
-    chosen = select_splits(records, splits)
-    if not chosen:
-        found = sorted({str(r.split) for r in records})
-        raise ValueError(f"no records in splits {list(splits or [])} (splits found: {found})")
-    return chosen
 
 
 def breakdown(records: Sequence[ClipRecord], scores: np.ndarray, threshold: float) -> dict:
@@ -130,79 +60,47 @@ def breakdown(records: Sequence[ClipRecord], scores: np.ndarray, threshold: floa
 
 @dataclass
 class Evaluation:
-    """Scores of every model on the readable records, and the metrics computed from them."""
+    """A score table of labelled records and the metrics computed from it."""
 
-    models: list[str]  # then the ensemble (several models) and the fusion (when given)
-    thresholds: dict[str, float]
-    records: list[ClipRecord]  # readable records, in the order of the score arrays
-    scores: dict[str, np.ndarray]  # model -> probability of fake per record
-    windows: list[int]  # windows of the first model per record
-    unreadable: list[tuple[str, str]] = field(default_factory=list)
-    checkpoints: dict[str, str] = field(default_factory=dict)
+    table: ScoreTable
     results: dict[str, dict] = field(default_factory=dict)  # model -> breakdown()
 
     @property
+    def models(self) -> list[str]:
+        return self.table.models
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        return self.table.thresholds
+
+    @property
+    def records(self) -> list[ClipRecord]:
+        return self.table.records
+
+    @property
+    def scores(self) -> dict[str, np.ndarray]:
+        return self.table.p_fake
+
+    @property
+    def unreadable(self) -> list[tuple[str, str]]:
+        return self.table.unreadable
+
+    @property
     def labels(self) -> np.ndarray:
-        return np.asarray([r.label for r in self.records])
+        return self.table.labels()
 
 
-def evaluate_models(
-    detectors: Sequence[Detector],
-    records: Sequence[ClipRecord],
-    *,
-    threshold: float | None = None,
-    hop_seconds: float | None = None,
-    method: Aggregation = "mean",
-    batch_size: int = 64,
-    workers: int = 1,
-    progress: bool = False,
-    fusion: Fusion | None = None,
-) -> Evaluation:
-    """Score every record with every model (and the ensemble) and compute the metrics.
-
-    ``fusion`` adds a model named ``fusion`` judged at its stored threshold (or
-    ``threshold``); it must have been fitted on exactly these detectors.
-    """
-    lineup = make_lineup(detectors, threshold=threshold, fusion=fusion)
-    names = lineup.names
-    by_path = {r.path: r for r in records}
-    kept: list[ClipRecord] = []
-    per_model: dict[str, list[float]] = {n: [] for n in names}
-    windows: list[int] = []
-    unreadable = []
-    for result in score_files(
-        detectors,
-        [r.path for r in records],
-        names=names,
-        hop_seconds=hop_seconds,
-        method=method,
-        batch_size=batch_size,
-        workers=workers,
-        progress=progress,
-        description="evaluating",
-    ):
-        if result.error is not None:
-            unreadable.append((result.path, result.error))
-            continue
-        kept.append(by_path[result.path])
-        windows.append(len(result.clips[names[0]].window_scores))
-        for name in names:
-            per_model[name].append(result.clips[name].score)
-    scores = {n: np.asarray(v, dtype=np.float64) for n, v in per_model.items()}
-    scores = lineup.with_fused(scores)
-    models, thresholds, checkpoints = lineup.models, lineup.thresholds, lineup.sources
-    evaluation = Evaluation(
-        models=models,
-        thresholds=thresholds,
-        records=kept,
-        scores=scores,
-        windows=windows,
-        unreadable=unreadable,
-        checkpoints=checkpoints,
-    )
-    if kept:
-        for name in models:
-            evaluation.results[name] = breakdown(kept, scores[name], thresholds[name])
+def evaluate(table: ScoreTable) -> Evaluation:
+    """The metrics of every model of ``table`` (its records must all be labelled)."""
+    unlabelled = [r.path for r in table.records if r.label is None]
+    if unlabelled:
+        raise ValueError(f"cannot evaluate unlabelled files, e.g. {unlabelled[0]}")
+    evaluation = Evaluation(table)
+    if table.records:
+        for name in table.models:
+            evaluation.results[name] = breakdown(
+                table.records, table.p_fake[name], table.thresholds[name]
+            )
     return evaluation
 
 
@@ -224,7 +122,7 @@ def write_evaluation(
         "notes": {"by_generator": GENERATOR_NOTE},
         "models": {
             name: {
-                "checkpoint": evaluation.checkpoints.get(name, ""),
+                "checkpoint": evaluation.table.lineup.sources.get(name, ""),
                 "threshold": evaluation.thresholds[name],
                 **evaluation.results.get(name, {}),
             }
@@ -245,6 +143,7 @@ def write_evaluation(
     ):
         writer = csv.writer(handle)
         writer.writerow(header)
+        windows = evaluation.table.window_counts(evaluation.table.lineup.names[0])
         for index, record in enumerate(evaluation.records):
             line = [
                 record.path,
@@ -252,7 +151,7 @@ def write_evaluation(
                 record.split or "",
                 record.dataset_type,
                 record.generator or "",
-                evaluation.windows[index],
+                windows[index],
             ]
             for name in evaluation.models:
                 p = float(evaluation.scores[name][index])

@@ -1,7 +1,8 @@
 """Verdicts on files: FAKE or REAL, the probability of fake, and the threshold that decided.
 
-With several models the verdict is the ensemble's (mean probability of fake at the mean of
-their thresholds, see :mod:`deepfake_audio.scoring.engine`); with a fitted fusion
+A report over a :class:`~deepfake_audio.scoring.table.ScoreTable`. With several models the
+verdict is the ensemble's (mean probability of fake at the mean of their thresholds, see
+:mod:`deepfake_audio.scoring.lineup`); with a fitted fusion
 (:mod:`deepfake_audio.scoring.fusion`) it is the fusion's, since the user asked for it by name. Each
 model's own score stays in the JSON, and the fused ones under ``fused``. The default
 threshold is the one stored in each model (its validation EER threshold) and in the fusion;
@@ -10,26 +11,11 @@ threshold is the one stored in each model (its validation EER threshold) and in 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING
 
-import numpy as np
-
-from deepfake_audio.checkpoints import Detector
-from deepfake_audio.data.layouts import iter_audio_files
-from deepfake_audio.scoring.engine import (
-    ENSEMBLE,
-    FUSION,
-    Aggregation,
-    make_lineup,
-    score_files,
-)
-
-if TYPE_CHECKING:
-    from deepfake_audio.scoring.fusion import Fusion
+from deepfake_audio.data.listing import ScoringInput
+from deepfake_audio.scoring.table import ScoreTable
 
 
 @dataclass
@@ -93,85 +79,43 @@ class Prediction:
         return out
 
 
-def expand_paths(paths: Sequence[str | os.PathLike[str]]) -> list[tuple[str, str | None]]:
-    """``(path, None)`` for each file given and each audio file under a folder, in order;
-    ``(path, reason)`` for a path that does not exist (reported, not fatal).
-
-    A file named explicitly is tried whatever its extension.
-    """
-    entries: list[tuple[str, str | None]] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            entries += [(str(p), None) for p in iter_audio_files(path)]
-        elif path.is_file():
-            entries.append((str(path), None))
-        else:
-            entries.append((str(path), "no such file or folder"))
-    return entries
-
-
-def predict_files(
-    detectors: Sequence[Detector],
-    paths: Sequence[str | os.PathLike[str]],
-    *,
-    threshold: float | None = None,
-    hop_seconds: float | None = None,
-    method: Aggregation = "mean",
-    batch_size: int = 64,
-    workers: int = 1,
-    progress: bool = False,
-    fusion: Fusion | None = None,
+def predictions(
+    table: ScoreTable, inputs: Sequence[ScoringInput] | None = None
 ) -> list[Prediction]:
-    """A :class:`Prediction` per file (folders expanded), in order; bad files carry ``error``.
+    """A :class:`Prediction` per file, in order; bad files carry ``error``.
 
-    ``fusion`` (fitted on exactly these detectors) gives the verdict instead of the ensemble.
+    ``table`` scored the ``inputs`` that could be listed; the others (a path that does not
+    exist) are put back where the user named them, with their problem as the error.
     """
-    lineup = make_lineup(detectors, threshold=threshold, fusion=fusion)
-    names, thresholds = lineup.names, lineup.thresholds
-    entries = expand_paths(paths)
-    files = [path for path, problem in entries if problem is None]
-    windows_seconds = {
-        n: d.preprocess.window_seconds for n, d in zip(names, detectors, strict=True)
-    }
-    scored: list[Prediction] = []
-    for result in score_files(
-        detectors,
-        files,
-        names=names,
-        hop_seconds=hop_seconds,
-        method=method,
-        batch_size=batch_size,
-        workers=workers,
-        progress=progress,
-        description="predicting",
-    ):
-        if result.error is not None:
-            scored.append(Prediction(path=result.path, error=result.error))
+    lineup = table.lineup
+    model = lineup.deciding_model()
+    out: list[Prediction] = []
+    scored = 0  # index into the p_fake arrays
+    for file in table.files:
+        if not file.ok:
+            out.append(Prediction(path=file.record.path, error=file.error))
             continue
-        duration = float(result.duration or 0.0)
+        duration = float(file.duration or 0.0)
         verdicts = {}
-        for name, clip in result.clips.items():
+        for name, clip in file.clips.items():
+            length = table.window_seconds[name]
             windows = [
                 {
                     "start": round(float(start), 4),
-                    "end": round(min(float(start) + windows_seconds[name], duration), 4),
+                    "end": round(min(float(start) + length, duration), 4),
                     "p_fake": float(score),
                 }
                 for start, score in zip(clip.window_starts, clip.window_scores, strict=True)
             ]
-            verdicts[name] = ModelVerdict(clip.score, thresholds[name], windows)
-        scores = lineup.with_fused({n: np.array([v.p_fake]) for n, v in verdicts.items()})
+            verdicts[name] = ModelVerdict(clip.score, lineup.thresholds[name], windows)
         fused = {
-            model: ModelVerdict(float(scores[model][0]), thresholds[model], [])
-            for model in lineup.models[len(names) :]
+            name: ModelVerdict(float(table.p_fake[name][scored]), lineup.thresholds[name], [])
+            for name in lineup.fused
         }
-        # The verdict: the fusion's when given, else the ensemble's, else the only model's.
-        model = FUSION if FUSION in fused else ENSEMBLE if ENSEMBLE in fused else names[0]
         deciding = fused.get(model) or verdicts[model]
-        scored.append(
+        out.append(
             Prediction(
-                path=result.path,
+                path=file.record.path,
                 duration=duration,
                 p_fake=deciding.p_fake,
                 threshold=deciding.threshold,
@@ -180,10 +124,13 @@ def predict_files(
                 fused=fused,
             )
         )
-    in_order = iter(scored)  # the input order, missing paths where they were named
+        scored += 1
+    scored_in_order = iter(out)
     return [
-        next(in_order) if problem is None else Prediction(path=path, error=problem)
-        for path, problem in entries
+        next(scored_in_order)
+        if entry.problem is None
+        else Prediction(path=entry.record.path, error=entry.problem)
+        for entry in inputs or [ScoringInput(f.record) for f in table.files]
     ]
 
 

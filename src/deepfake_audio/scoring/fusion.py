@@ -1,6 +1,6 @@
 """Logistic-regression score fusion: several models' scores -> one calibrated probability of fake.
 
-The mean-probability *ensemble* (:mod:`deepfake_audio.scoring.engine`) weighs every model the same.
+The mean-probability *ensemble* (:mod:`deepfake_audio.scoring.lineup`) weighs every model the same.
 A *fusion* learns the weights on labelled validation data: the features of a file are the
 logits of each model's probability of fake (clipped to ``[CLIP, 1 - CLIP]`` so a saturated
 model gives a finite feature), the target is fake = 1, and a scikit-learn
@@ -34,12 +34,9 @@ from scipy.special import expit
 from deepfake_audio import __version__, metrics
 from deepfake_audio.data.records import FAKE
 from deepfake_audio.fileio import json_ready, write_text_atomic
-from deepfake_audio.scoring.engine import model_names
 
 if TYPE_CHECKING:
     from deepfake_audio.checkpoints import Detector
-    from deepfake_audio.data.records import ClipRecord
-    from deepfake_audio.reports.evaluate import Evaluation
 
 FORMAT = "deepfake-audio-fusion/1"
 #: Probabilities are clipped to [CLIP, 1 - CLIP] before the logit (a feature of at most ~13.8).
@@ -74,7 +71,7 @@ def logit_features(scores: np.ndarray) -> np.ndarray:
 class Member:
     """One fused model: who it is (file name and content hash) and its weight."""
 
-    name: str  # the model's name in reports (see scoring.model_names)
+    name: str  # the model's name in reports (see lineup.model_names)
     file: str  # checkpoint file name, for people; matching uses sha1
     sha1: str
     coefficient: float
@@ -257,45 +254,3 @@ def fit_fusion(
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     return fusion
-
-
-def fit_on_records(
-    detectors: Sequence[Detector],
-    records: Sequence[ClipRecord],
-    *,
-    regularization: float = 1.0,
-    fitted: dict[str, Any] | None = None,
-    **scoring: Any,
-) -> tuple[Fusion, Evaluation]:
-    """Score labelled ``records`` with every detector and fit a fusion of their scores.
-
-    Scoring goes through :func:`deepfake_audio.reports.evaluate.evaluate_models` (the one scoring
-    path), so the fusion sees the scores evaluate, compare and predict will feed it;
-    ``scoring`` takes its options (``method``, ``hop_seconds``, ``batch_size``...). Returns the
-    fusion and the evaluation of the individual models on the same records.
-    """
-    from deepfake_audio.reports.evaluate import evaluate_models
-
-    if not detectors:
-        raise ValueError("no model given")
-    evaluation = evaluate_models(detectors, records, **scoring)
-    if not evaluation.records:
-        raise ValueError("no readable file to fit the fusion on")
-    names = model_names(detectors)  # the names evaluate_models gave the score columns
-    for detector in detectors:
-        if detector.path is None:
-            raise ValueError(f"model {detector.name} has no file: a fusion names its files")
-    fusion = fit_fusion(
-        evaluation.labels,
-        np.column_stack([evaluation.scores[n] for n in names]),
-        names=names,
-        paths=[d.path for d in detectors if d.path is not None],
-        regularization=regularization,
-        fitted={
-            **(fitted or {}),
-            "aggregate": scoring.get("method", "mean"),
-            "hop_seconds": scoring.get("hop_seconds"),
-            "unreadable": len(evaluation.unreadable),
-        },
-    )
-    return fusion, evaluation

@@ -18,8 +18,9 @@ from typing import Any, Literal
 
 from deepfake_audio.augment import AugmentConfig
 from deepfake_audio.data.pipeline import DataOptions
-from deepfake_audio.models import make_config
+from deepfake_audio.models.registry import make_config
 from deepfake_audio.preprocess import PreprocessConfig
+from deepfake_audio.scoring.options import ScoringOptions
 
 #: Options that may differ when a run is resumed (how it runs, not what it learns).
 RESUME_OVERRIDABLE = frozenset(
@@ -55,6 +56,9 @@ class TrainConfig:
     sample_rate: int = 16000
     window_seconds: float | None = None  # default: the model's own window (see model_window)
     normalization: Literal["peak", "rms", "none"] = "peak"
+    # how validation judges a clip, as scoring commands do (stored with the threshold)
+    aggregate: Literal["mean", "max"] = "mean"
+    hop_seconds: float | None = None  # default: the window length, no overlap
     # on-the-fly augmentation of training windows: AugmentConfig keys, all off by default
     augment: dict[str, Any] = field(default_factory=dict)
     # data selection (see DataOptions)
@@ -67,6 +71,7 @@ class TrainConfig:
     test_fraction: float = 0.1
     cache_dir: str | None = None
     workers: int | None = None  # decoding processes (default: all cores)
+    max_bad_fraction: float = 0.05  # of a split's files that may be unusable before we stop
     # hardware
     num_workers: int | None = None  # DataLoader workers (default: all cores)
     accelerator: str = "auto"
@@ -82,6 +87,9 @@ class TrainConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
+        if not 0.0 <= self.max_bad_fraction <= 1.0:
+            raise ValueError(f"max_bad_fraction must be in [0, 1], got {self.max_bad_fraction}")
+        self.scoring  # noqa: B018 (validates aggregate and hop_seconds)
         make_config(self.model, self.model_config)  # unknown model or option -> ValueError
         fixed = sorted(set(SET_BY_TRAINING) & set(self.model_config))
         if fixed:
@@ -112,6 +120,14 @@ class TrainConfig:
     def preprocess(self) -> PreprocessConfig:
         window = self.model_window() if self.window_seconds is None else self.window_seconds
         return PreprocessConfig(self.sample_rate, window, self.normalization)
+
+    @property
+    def scoring(self) -> ScoringOptions:
+        """How validation scores a clip: the scoring engine's options, windows batched by
+        ``batch_size``."""
+        return ScoringOptions(
+            hop_seconds=self.hop_seconds, aggregation=self.aggregate, batch_size=self.batch_size
+        )
 
     @property
     def augment_config(self) -> AugmentConfig:

@@ -1,4 +1,8 @@
-"""The LightningModule: cross-entropy training of a registry model, validation over all ranks."""
+"""The LightningModule: cross-entropy training of a registry model, validation over all ranks.
+
+Validation scores each clip through the scoring engine (:mod:`deepfake_audio.training.validation`),
+so its EER threshold is that of the scores ``predict`` gives.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from deepfake_audio.metrics import accuracy, equal_error_rate, predict, roc_auc
-from deepfake_audio.scoring.engine import fake_probability
+from deepfake_audio.scoring.engine import Scorer, score_prepared
+from deepfake_audio.scoring.options import ScoringOptions
+from deepfake_audio.training.validation import ValidationItem, clip_loss
+
+#: The name the model being trained goes by in the scoring engine.
+SCORER_NAME = "model"
 
 
 class DetectorModule(L.LightningModule):
@@ -26,6 +35,7 @@ class DetectorModule(L.LightningModule):
         model: nn.Module,
         *,
         lr: float,
+        scoring: ScoringOptions | None = None,
         weight_decay: float = 0.0,
         optimizer_state: dict | None = None,
         torch_rng: torch.Tensor | None = None,
@@ -33,6 +43,7 @@ class DetectorModule(L.LightningModule):
         super().__init__()
         self.model = model
         self.lr = lr
+        self.scoring = scoring or ScoringOptions()  # how validation clips are scored
         self.weight_decay = weight_decay
         self._optimizer_state = optimizer_state
         self._torch_rng = torch_rng
@@ -56,9 +67,9 @@ class DetectorModule(L.LightningModule):
         if self._torch_rng is not None:  # continue the dropout RNG where the run left it
             torch.set_rng_state(self._torch_rng)
 
-    def _usable(self, batch: dict, split: str) -> torch.Tensor:
-        """``(batch,)`` bool mask of items that were read; remembers the ones that were not."""
-        records = getattr(self.trainer.datamodule, f"{split}_set").records
+    def _usable(self, batch: dict) -> torch.Tensor:
+        """``(batch,)`` bool mask of training items that were read; remembers the others."""
+        records = self.trainer.datamodule.train_set.records
         for index, error in zip(batch["index"].tolist(), batch["error"], strict=True):
             if error:
                 self.skipped.setdefault(records[index].path, error)
@@ -68,7 +79,7 @@ class DetectorModule(L.LightningModule):
         self._train_sums = torch.zeros(3, dtype=torch.float64, device=self.device)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        ok = self._usable(batch, "train")  # (batch,)
+        ok = self._usable(batch)  # (batch,)
         logits = self(batch["audio"])  # (batch, 2)
         losses = F.cross_entropy(logits.float(), batch["label"], reduction="none")  # (batch,)
         count = ok.sum()
@@ -82,16 +93,21 @@ class DetectorModule(L.LightningModule):
     def on_validation_epoch_start(self) -> None:
         self._val_rows = []
 
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        ok = self._usable(batch, "val")
-        logits = self(batch["audio"])  # (batch, 2)
-        scores = fake_probability(logits)  # (batch,) P(fake): the project's one scoring path
-        losses = F.cross_entropy(logits.float(), batch["label"], reduction="none")
-        rows = torch.stack(
-            [batch["index"].double(), scores.double(), batch["label"].double(), losses.double()],
-            dim=1,
-        )  # (batch, 4): index, score, label, loss
-        self._val_rows.append(rows[ok])
+    def validation_step(self, batch: list[ValidationItem], batch_idx: int) -> None:
+        """Score the batch's clips as the scoring engine scores any file; keep one row each."""
+        records = self.trainer.datamodule.val_set.records
+        scorer = Scorer(SCORER_NAME, self.model, window_set=0)
+        results = score_prepared([scorer], [item for _, item in batch], self.scoring)
+        rows = []
+        for (index, _), (item, clips) in zip(batch, results, strict=True):
+            if item.error is not None:
+                self.skipped.setdefault(item.path, item.error)
+                continue
+            label = records[index].label
+            score = clips[SCORER_NAME].score
+            rows.append([index, score, label, clip_loss(score, label)])
+        if rows:  # (clips, 4): index, score, label, loss
+            self._val_rows.append(torch.tensor(rows, dtype=torch.float64, device=self.device))
 
     def _gather_rows(self, rows: torch.Tensor) -> torch.Tensor:
         """Concatenate ``(n_rank, k)`` rows from every rank (n may differ between ranks)."""

@@ -140,6 +140,7 @@ class RunRecorder(L.Callback):
         self.history = list(history or [])
         self.skipped = {path: reason for path, reason in skipped or []}
         self._handler: logging.Handler | None = None
+        self._saved_level = logging.NOTSET
         self._epoch_started = 0.0
 
     def _attach_log(self) -> None:
@@ -147,7 +148,12 @@ class RunRecorder(L.Callback):
         self._handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         for name in ("deepfake_audio", "lightning.pytorch"):
             logging.getLogger(name).addHandler(self._handler)
-        logging.getLogger("deepfake_audio").setLevel(logging.INFO)
+        # train.log records the run at INFO whatever the caller's logging: lowered for the
+        # run only, and restored by detach_log.
+        ours = logging.getLogger("deepfake_audio")
+        self._saved_level = ours.level
+        if ours.getEffectiveLevel() > logging.INFO:
+            ours.setLevel(logging.INFO)
 
     def detach_log(self) -> None:
         if self._handler is not None:
@@ -155,6 +161,7 @@ class RunRecorder(L.Callback):
                 logging.getLogger(name).removeHandler(self._handler)
             self._handler.close()
             self._handler = None
+            logging.getLogger("deepfake_audio").setLevel(self._saved_level)
 
     def unreadable(self) -> list[list[str]]:
         entries = [[p, r] for p, r in self.prepared.unreadable]
@@ -225,6 +232,7 @@ class RunRecorder(L.Callback):
             preprocess=self.config.preprocess,
             metrics={k: v for k, v in metrics.items() if k.startswith("val_")},
             threshold=metrics["val_eer_threshold"],
+            scoring_rule=self.config.scoring.rule.to_dict(),  # the rule behind that threshold
             extra={
                 "epoch": epoch,
                 "manifest_fingerprint": self.fingerprint,

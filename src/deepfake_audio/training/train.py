@@ -28,7 +28,8 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +39,7 @@ from deepfake_audio.augment import build_augmenter
 from deepfake_audio.data.loading import ClipDataModule
 from deepfake_audio.data.pipeline import prepare
 from deepfake_audio.data.records import TRAIN, VALIDATION, ClipRecord, manifest_fingerprint
-from deepfake_audio.models import build_model
+from deepfake_audio.models.registry import build_model
 from deepfake_audio.training.config import TrainConfig, default_output_dir
 from deepfake_audio.training.module import DetectorModule
 from deepfake_audio.training.resume import RESUME_DIR, RESUME_FILE, ResumeState, load_resume_state
@@ -50,6 +51,7 @@ from deepfake_audio.training.run_folder import (
     label_counts,
     write_final_model,
 )
+from deepfake_audio.training.validation import ValidationClips, collate_items
 
 log = logging.getLogger(__name__)
 
@@ -106,24 +108,66 @@ def _env_rank() -> int:
     return 0
 
 
-def _quiet_known_warnings() -> None:
-    """Hide warnings that are expected here and say nothing actionable to the user."""
-    for pattern in (
-        ".*does not have many workers.*",  # --num-workers is the user's choice
-        ".*sync_dist=True.*",  # logged values are already gathered from every rank
-        ".*all_gather is deprecated.*",  # inside Lightning's all_gather
-        ".*treespec, LeafSpec.*",  # inside Lightning, with newer torch
-    ):
-        warnings.filterwarnings("ignore", pattern)
-    # Lightning advertises a cloud logger on every run; a user of this tool has no use for it.
-    rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
-    if not any(isinstance(f, _NoAdverts) for f in rank_zero.filters):
-        rank_zero.addFilter(_NoAdverts())
+#: Warnings expected here that say nothing actionable to the user (hidden during fit only).
+KNOWN_WARNINGS = (
+    ".*does not have many workers.*",  # --num-workers is the user's choice
+    ".*sync_dist=True.*",  # logged values are already gathered from every rank
+    ".*all_gather is deprecated.*",  # inside Lightning's all_gather
+    ".*treespec, LeafSpec.*",  # inside Lightning, with newer torch
+)
 
 
 class _NoAdverts(logging.Filter):
+    """Lightning advertises a cloud logger on every run; a user of this tool has no use for it."""
+
     def filter(self, record: logging.LogRecord) -> bool:
         return not str(record.msg).startswith("💡 Tip")
+
+
+@contextmanager
+def _quiet_known_noise() -> Iterator[None]:
+    """Hide :data:`KNOWN_WARNINGS` and Lightning's advert while the trainer runs, and only
+    then: the caller's warning filters and loggers are left as they were."""
+    rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    adverts = _NoAdverts()
+    rank_zero.addFilter(adverts)
+    try:
+        with warnings.catch_warnings():
+            for pattern in KNOWN_WARNINGS:
+                warnings.filterwarnings("ignore", pattern)
+            yield
+    finally:
+        rank_zero.removeFilter(adverts)
+
+
+def check_usable_fraction(
+    discovered: Sequence[ClipRecord],
+    unreadable: Sequence[tuple[str, str]],
+    max_bad_fraction: float,
+) -> None:
+    """Raise ValueError when more than ``max_bad_fraction`` of a split's files are unusable.
+
+    Training on what is left of a mostly broken split would report metrics of a few
+    survivors; the message names the split, the counts and the first reasons. Files not yet
+    in a split (carved later) count as one group.
+    """
+    reasons = dict(unreadable)
+    by_split: dict[str | None, list[ClipRecord]] = {}
+    for record in discovered:
+        if record.split in (TRAIN, VALIDATION, None):
+            by_split.setdefault(record.split, []).append(record)
+    for split, records in by_split.items():
+        paths = sorted({r.path for r in records})
+        bad = [p for p in paths if p in reasons]
+        if paths and len(bad) / len(paths) > max_bad_fraction:
+            name = f"the {split} split" if split else "the data"
+            examples = "; ".join(f"{p}: {reasons[p]}" for p in bad[:3])
+            raise ValueError(
+                f"{len(bad)} of {len(paths)} files of {name} ({100 * len(bad) / len(paths):.1f} %) "
+                f"cannot be used, more than --max-bad-fraction {max_bad_fraction:g} allows "
+                f"(e.g. {examples}); `deepfake-audio audit` lists them all. Fix or remove them, "
+                "or raise --max-bad-fraction"
+            )
 
 
 def _interrupted(run_dir: Path) -> KeyboardInterrupt:
@@ -186,6 +230,7 @@ def train(
         progress=config.progress and rank_zero,
     )
     train_records, val_records = prepared.split(TRAIN), prepared.split(VALIDATION)
+    check_usable_fraction(prepared.discovered, prepared.unreadable, config.max_bad_fraction)
     check_trainable(train_records, val_records, prepared.report.get("balance", {}).get("before"))
     fingerprint = manifest_fingerprint(prepared.records)
 
@@ -204,15 +249,18 @@ def train(
     module = DetectorModule(
         model,
         lr=config.lr,
+        scoring=config.scoring,
         weight_decay=config.weight_decay,
         optimizer_state=state.optimizer_state if state else None,
         torch_rng=state.torch_rng if state else None,
     )
+    audio_source = prepared.cache.audio  # type: ignore[union-attr]
     data = ClipDataModule(
         train_records,
-        val_records,
-        prepared.cache.audio,  # type: ignore[union-attr]
+        ValidationClips(val_records, audio_source, config.preprocess, config.hop_seconds),
+        audio_source,
         config.preprocess,
+        val_collate=collate_items,
         batch_size=config.batch_size,
         num_workers=config.num_workers,
         seed=config.seed,
@@ -229,7 +277,6 @@ def train(
         history=state.history if state else None,
         skipped=state.skipped if state else None,
     )
-    _quiet_known_warnings()
     trainer = L.Trainer(
         max_epochs=config.epochs - start_epoch,
         accelerator=config.accelerator,
@@ -249,7 +296,8 @@ def train(
     final = best = None
     try:
         try:
-            trainer.fit(module, datamodule=data)
+            with _quiet_known_noise():
+                trainer.fit(module, datamodule=data)
         except SystemExit as exc:  # Lightning turns Ctrl-C and SIGTERM into SystemExit
             trainer.should_stop = True
             raise _interrupted(run_dir) from exc

@@ -1,0 +1,157 @@
+"""The models a command reports: their names, thresholds, and the fused models built on them.
+
+Several models fuse into an *ensemble*: the mean of their probabilities of fake, judged at the
+mean of their thresholds (so models that agree on a threshold keep it). A *fusion* fitted on
+validation scores (:mod:`deepfake_audio.scoring.fusion`) weighs them instead. Torch-free: a
+lineup only needs each detector's name, file, threshold and stored scoring rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from deepfake_audio.scoring.options import ScoringOptions, ScoringRule
+
+if TYPE_CHECKING:
+    from deepfake_audio.checkpoints import Detector
+    from deepfake_audio.scoring.fusion import Fusion
+
+#: Name of the fused model (mean probability of fake of all models) in every report.
+ENSEMBLE = "ensemble"
+#: Name of the logistic-regression fusion (:mod:`deepfake_audio.scoring.fusion`) in every report.
+FUSION = "fusion"
+
+
+def model_names(detectors: Sequence[Detector]) -> list[str]:
+    """A distinct, readable name per model (its file stem; the folder too when stems clash).
+
+    Names head CSV columns, so two ``fake_or_real_classifier`` files from two runs must not
+    collide.
+    """
+    stems = [d.name for d in detectors]
+    names = []
+    for detector, stem in zip(detectors, stems, strict=True):
+        name = stem
+        if stems.count(stem) > 1 and detector.path is not None:
+            name = f"{detector.path.parent.name}/{stem}"
+        names.append(name)
+    seen: dict[str, int] = {}
+    unique = []
+    for name in names:  # still equal (same folder name twice): number them
+        seen[name] = seen.get(name, 0) + 1
+        unique.append(
+            name if seen[name] == 1 and names.count(name) == 1 else f"{name}#{seen[name]}"
+        )
+    for reserved in (ENSEMBLE, FUSION):  # those names head the fused models' columns
+        if reserved in unique:
+            unique[unique.index(reserved)] = f"{reserved}_model"
+    return unique
+
+
+def fuse(scores: Iterable[float]) -> float:
+    """The ensemble's probability of fake: the mean of its members'."""
+    values = list(scores)
+    return float(np.mean(values)) if values else float("nan")
+
+
+@dataclass
+class Lineup:
+    """The models a command reports and the threshold of each.
+
+    Each detector appears under its report name, then the ``ensemble`` (mean probability of
+    fake, when there are several detectors) and the ``fusion`` (when a fitted fusion is
+    given). Every report takes its model list, thresholds and fused scores from here, so they
+    agree.
+    """
+
+    names: list[str]  # the detectors' report names, in the detectors' order
+    models: list[str]  # names, then ENSEMBLE and FUSION where they apply
+    thresholds: dict[str, float]  # model -> threshold (P(fake) >= threshold means fake)
+    sources: dict[str, str]  # model -> the checkpoint or fusion file it came from
+    fusion: Fusion | None = None
+    members: list[int] = field(default_factory=list)  # fusion input order, as name indices
+
+    @property
+    def fused(self) -> list[str]:
+        """The models computed from the detectors' scores (ensemble, fusion)."""
+        return self.models[len(self.names) :]
+
+    def with_fused(self, scores: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Add the ensemble's and the fusion's scores to the detectors' (arrays over files)."""
+        out = dict(scores)
+        stacked = np.column_stack([np.asarray(scores[n], dtype=np.float64) for n in self.names])
+        if stacked.shape[0] == 0:  # no readable file: every fused model has no score either
+            return {**out, **{m: np.zeros(0) for m in self.fused}}
+        if ENSEMBLE in self.models:
+            out[ENSEMBLE] = stacked.mean(axis=1)
+        if self.fusion is not None:
+            out[FUSION] = self.fusion.predict(stacked[:, self.members])
+        return out
+
+    def deciding_model(self) -> str:
+        """Whose verdict a file gets: the fusion's when given, else the ensemble's, else the
+        only model's."""
+        return (
+            FUSION
+            if FUSION in self.models
+            else ENSEMBLE
+            if ENSEMBLE in self.models
+            else self.names[0]
+        )
+
+
+def make_lineup(
+    detectors: Sequence[Detector],
+    *,
+    threshold: float | None = None,
+    fusion: Fusion | None = None,
+) -> Lineup:
+    """The lineup of ``detectors``; ``threshold`` overrides every stored threshold.
+
+    The ensemble is judged at the mean of its members' thresholds (their common one when they
+    agree), the fusion at its own. ``fusion`` must have been fitted on exactly these detectors.
+    """
+    if not detectors:
+        raise ValueError("no model given")
+    names = model_names(detectors)
+    thresholds = {n: d.threshold for n, d in zip(names, detectors, strict=True)}
+    sources = {n: str(d.path or "") for n, d in zip(names, detectors, strict=True)}
+    models = list(names)
+    if len(names) > 1:
+        models.append(ENSEMBLE)
+        thresholds[ENSEMBLE] = fuse(thresholds[n] for n in names)
+    members: list[int] = []
+    if fusion is not None:
+        members = fusion.member_order(detectors)
+        models.append(FUSION)
+        thresholds[FUSION] = fusion.threshold
+        sources[FUSION] = str(fusion.path or "")
+    if threshold is not None:
+        thresholds = dict.fromkeys(thresholds, threshold)
+    return Lineup(names, models, thresholds, sources, fusion, members)
+
+
+def rule_warnings(detectors: Sequence[Detector], options: ScoringOptions) -> list[str]:
+    """One line per model whose stored threshold was set with another scoring rule.
+
+    Nothing to say when ``options.threshold`` replaces the stored thresholds anyway, or for
+    a checkpoint that stores no rule.
+    """
+    if options.threshold is not None:
+        return []
+    lines = []
+    for name, detector in zip(model_names(detectors), detectors, strict=True):
+        if detector.stored_rule is None:
+            continue
+        stored = ScoringRule.from_dict(detector.stored_rule)
+        if stored != options.rule:
+            lines.append(
+                f"warning: {name}'s threshold was set for {stored.describe()}; scoring now "
+                f"uses {options.rule.describe()}, so it is not the equal-error point of these "
+                "scores"
+            )
+    return lines

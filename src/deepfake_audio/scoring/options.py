@@ -1,0 +1,85 @@
+"""How a clip is judged: the scoring options every caller shares, and the window aggregation.
+
+Torch-free on purpose: the command line builds :class:`ScoringOptions` (and lists
+:data:`AGGREGATIONS` in ``--help``) before it knows whether any model will run.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+Aggregation = Literal["mean", "max"]
+AGGREGATIONS: tuple[Aggregation, ...] = ("mean", "max")
+
+
+def aggregate(window_scores: np.ndarray, method: Aggregation = "mean") -> float:
+    """One file score from its window scores ``(num_windows,)``."""
+    if method == "mean":
+        return float(np.mean(window_scores))
+    if method == "max":
+        return float(np.max(window_scores))
+    raise ValueError(f"unknown aggregation {method!r}; use mean or max")
+
+
+@dataclass(frozen=True)
+class ScoringRule:
+    """What turns a clip's windows into its score: the part of scoring a threshold depends on.
+
+    A checkpoint stores the rule its validation threshold was set with; scoring with another
+    rule gives other numbers, for which that threshold is not the equal-error point.
+    """
+
+    aggregation: Aggregation = "mean"
+    hop_seconds: float | None = None  # None: the model's window, no overlap
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"aggregation": self.aggregation, "hop_seconds": self.hop_seconds}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ScoringRule:
+        hop = values.get("hop_seconds")
+        return cls(str(values.get("aggregation", "mean")), None if hop is None else float(hop))  # type: ignore[arg-type]
+
+    def describe(self) -> str:
+        hop = "the window length" if self.hop_seconds is None else f"{self.hop_seconds:g} s"
+        return f"--aggregate {self.aggregation}, hop {hop}"
+
+
+@dataclass(frozen=True)
+class ScoringOptions:
+    """Everything that decides how files are scored, built once per command.
+
+    ``threshold`` overrides every model's stored threshold; ``workers`` is the number of
+    processes decoding audio while this one runs the models (1: decode here); ``batch_size``
+    counts windows, pooled across files.
+    """
+
+    threshold: float | None = None
+    hop_seconds: float | None = None
+    aggregation: Aggregation = "mean"
+    batch_size: int = 64
+    workers: int = 1
+    device: str = "auto"
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        if self.aggregation not in AGGREGATIONS:
+            raise ValueError(f"unknown aggregation {self.aggregation!r}; use mean or max")
+        if self.batch_size < 1:
+            raise ValueError(f"batch size must be at least 1, got {self.batch_size}")
+        if self.workers < 1:
+            raise ValueError(f"workers must be at least 1, got {self.workers}")
+        if self.hop_seconds is not None and not self.hop_seconds > 0:
+            raise ValueError(f"hop must be positive, got {self.hop_seconds}")
+        if self.threshold is not None and not (
+            math.isfinite(self.threshold) and 0.0 <= self.threshold <= 1.0
+        ):
+            raise ValueError(f"threshold must be between 0 and 1, got {self.threshold}")
+
+    @property
+    def rule(self) -> ScoringRule:
+        return ScoringRule(self.aggregation, self.hop_seconds)
