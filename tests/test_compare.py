@@ -148,8 +148,8 @@ def test_original_command_over_a_three_epoch_run(run_dir: Path, audio_dir: Path,
     assert {d["path"] for d in disagreements} == expected
     balance = [abs(int(d["fake_votes"]) - int(d["real_votes"])) for d in disagreements]
     assert balance == sorted(balance)
-    if disagreements:
-        assert "most contested first" in printed
+    assert disagreements, "a trained and two untrained models must disagree on some file"
+    assert f"models disagree on {len(disagreements)} file(s); most contested first" in printed
 
     unreadable = {
         Path(u["path"]).name: u["reason"] for u in read_csv(only(out, "unreadable_*.csv"))

@@ -9,7 +9,6 @@ each model overfits in seconds on a busy 2-core machine.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +28,14 @@ PAPER_PARAMETERS = {
     "aasist_l": 85_000,  # Jung et al. 2022, Table 3
     "rawnet2": 25_430_000,  # RawNet2 row of Jung et al. 2022, Table 3
     "lcnn_lfcc": None,  # neither Wang & Yamagishi 2021 nor the ASVspoof 2021 paper give one
+}
+
+#: Our exact counts at the default configs: a change of architecture must show up here.
+OUR_PARAMETERS = {
+    "aasist": 297_866,
+    "aasist_l": 85_306,
+    "rawnet2": 25_433_602,
+    "lcnn_lfcc": 270_338,
 }
 
 SHORT = 8000  # 0.5 s at 16 kHz
@@ -87,9 +94,8 @@ def test_output_shape_and_default_window(name: str) -> None:
 def test_parameter_count_matches_paper(name: str) -> None:
     expected = PAPER_PARAMETERS[name]
     count = parameter_count(build_model(name))
-    if expected is None:
-        assert count > 0
-    else:
+    assert count == OUR_PARAMETERS[name]
+    if expected is not None:
         assert abs(count - expected) <= 0.1 * expected, f"{name}: {count:,} vs {expected:,}"
 
 
@@ -103,7 +109,7 @@ def test_overfits_eight_clips(name: str) -> None:
     model = build_model(name, TRAIN_CONFIGS[name]).train()
     audio, labels = two_class_clips(samples=model.config.input_samples)
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    start, losses = time.monotonic(), []
+    losses = []
     for _ in range(60):
         loss = F.cross_entropy(model(audio), labels)
         losses.append(loss.item())
@@ -113,7 +119,6 @@ def test_overfits_eight_clips(name: str) -> None:
         loss.backward()
         optimizer.step()
     assert losses[-1] < 0.05, f"{name}: loss {losses[0]:.3f} -> {losses[-1]:.3f}"
-    assert time.monotonic() - start < 60
 
 
 @pytest.mark.parametrize("name", PAPER_MODELS)

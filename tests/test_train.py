@@ -23,9 +23,9 @@ import pytest
 import soundfile as sf
 import torch
 
-from deepfake_audio.audio import load_audio
 from deepfake_audio.checkpoints import load_checkpoint, read_metadata
 from deepfake_audio.cli import main
+from deepfake_audio.data.listing import scoring_inputs
 from deepfake_audio.data.records import (
     FAKE,
     REAL,
@@ -35,8 +35,8 @@ from deepfake_audio.data.records import (
     read_manifest,
 )
 from deepfake_audio.metrics import accuracy, equal_error_rate, predict
-from deepfake_audio.preprocess import make_window
-from deepfake_audio.scoring.engine import score_windows
+from deepfake_audio.scoring.engine import score_table
+from deepfake_audio.scoring.options import ScoringOptions
 from deepfake_audio.training.config import TrainConfig, load_config_file, resume_config
 from deepfake_audio.training.resume import load_resume_state, save_resume_state
 from deepfake_audio.training.run_folder import FINAL_NAME, HISTORY_COLUMNS
@@ -141,20 +141,38 @@ def _metric_rows(history: list[dict]) -> list[tuple]:
 
 
 def _rescore(run_dir: Path, checkpoint: Path) -> dict:
-    """Validation metrics recomputed from a checkpoint file alone, in this process."""
-    detector = load_checkpoint(checkpoint)
+    """Validation metrics recomputed from a checkpoint file alone, in this process, with the
+    scores ``predict`` gives: every window of each validation clip, aggregated by the mean."""
     records = [r for r in read_manifest(run_dir / "manifest.jsonl") if r.split == VALIDATION]
-    pre = detector.preprocess
-    windows = np.stack(
-        [make_window(load_audio(r.path, pre.sample_rate), pre)[0] for r in records]
-    )  # (clips, samples): the first window of each clip, as validation takes it
-    scores = score_windows(detector.model, windows)
+    inputs = scoring_inputs([r.path for r in records])
+    table = score_table([load_checkpoint(checkpoint)], [i.record for i in inputs], ScoringOptions())
+    assert all(len(f.clips[f"{checkpoint.stem}"].window_scores) == 2 for f in table.files)
+    scores = table.p_fake[checkpoint.stem]
     labels = np.array([r.label for r in records])
+    eer, threshold = equal_error_rate(labels, scores)
+    called_fake = scores >= read_metadata(checkpoint)["threshold"]
     return {
         "val_accuracy": accuracy(labels, predict(scores, 0.5)),
-        "val_eer": equal_error_rate(labels, scores)[0],
+        "val_eer": eer,
+        "val_eer_threshold": threshold,
         "val_count": len(records),
+        "miss_rate": float(np.mean(~called_fake[labels == FAKE])),  # fakes called real
+        "false_alarm_rate": float(np.mean(called_fake[labels == REAL])),  # reals called fake
+        "granularity": 1 / min(np.sum(labels == FAKE), np.sum(labels == REAL)),
     }
+
+
+def _assert_threshold_is_predicts_eer_point(run: Path, checkpoint: Path) -> None:
+    """The stored threshold is the equal-error point of the scores predict gives."""
+    meta = read_metadata(checkpoint)
+    rescored = _rescore(run, checkpoint)
+    assert meta["metrics"]["val_count"] == rescored["val_count"]
+    assert rescored["val_accuracy"] == pytest.approx(meta["metrics"]["val_accuracy"])
+    assert rescored["val_eer"] == pytest.approx(meta["metrics"]["val_eer"], abs=1e-9)
+    assert rescored["val_eer_threshold"] == pytest.approx(meta["threshold"], abs=1e-5)
+    gap = abs(rescored["miss_rate"] - rescored["false_alarm_rate"])
+    assert gap <= rescored["granularity"] + 1e-9
+    assert meta["scoring_rule"] == {"aggregation": "mean", "hop_seconds": None}
 
 
 EXPECTED_FILES = {
@@ -214,9 +232,11 @@ def test_checkpoints_carry_their_metadata(reference) -> None:
     best = min(_history(run), key=lambda r: (float(r["val_eer"]), -float(r["val_accuracy"])))
     assert final["extra"]["selected_epoch"] == int(best["epoch"]) == reference.best_epoch
     assert "EER" in final["extra"]["selection"]
-    rescored = _rescore(run, run / FINAL_NAME)
-    assert rescored["val_accuracy"] == pytest.approx(final["metrics"]["val_accuracy"])
-    assert rescored["val_eer"] == pytest.approx(final["metrics"]["val_eer"])
+    for row in _history(run):  # every epoch's threshold, not only the chosen one
+        epoch, val_accuracy = int(row["epoch"]), float(row["val_accuracy"])
+        path = run / f"model_epoch_{epoch:02d}_valacc_{val_accuracy:.4f}.safetensors"
+        _assert_threshold_is_predicts_eer_point(run, path)
+    _assert_threshold_is_predicts_eer_point(run, run / FINAL_NAME)
 
 
 class _CtrlC(L.Callback):
@@ -247,6 +267,7 @@ def test_interrupted_run_resumes_to_the_same_result(reference, corpus, cache, wo
     assert result.best_epoch == reference.best_epoch
 
 
+@pytest.mark.slow
 def test_killed_run_resumes(corpus: Path, cache: str, workdir: Path) -> None:
     run = workdir / "killed"
     command = [sys.executable, "-m", "deepfake_audio", "train", *SMALL_ARGS]
@@ -273,6 +294,7 @@ def test_killed_run_resumes(corpus: Path, cache: str, workdir: Path) -> None:
     assert not list(run.rglob("*.tmp"))
 
 
+@pytest.mark.slow
 def test_two_ddp_processes_write_the_same_run(reference, corpus, cache, workdir) -> None:
     run = workdir / "ddp"
     command = [sys.executable, "-m", "deepfake_audio", "train", *SMALL_ARGS, "--epochs", "3"]
@@ -287,9 +309,68 @@ def test_two_ddp_processes_write_the_same_run(reference, corpus, cache, workdir)
     # validation metrics cover all 12 clips, gathered from both ranks, and match a rescoring
     final = read_metadata(run / FINAL_NAME)
     assert final["metrics"]["val_count"] == 12
-    rescored = _rescore(run, run / FINAL_NAME)
-    assert rescored["val_accuracy"] == pytest.approx(final["metrics"]["val_accuracy"])
-    assert rescored["val_eer"] == pytest.approx(final["metrics"]["val_eer"])
+    _assert_threshold_is_predicts_eer_point(run, run / FINAL_NAME)
+
+
+@pytest.mark.slow
+def test_ddp_with_an_odd_number_of_validation_clips(workdir, cache) -> None:
+    """7 + 6 validation clips over 2 ranks: shards of 7 and 6, every clip counted once."""
+    corpus = make_corpus(
+        workdir / "odd_root",
+        {"training": {"fake": 8, "real": 8}, "validation": {"fake": 7, "real": 6}},
+        seed=5,
+    )
+    run = workdir / "ddp_odd"
+    command = [sys.executable, "-m", "deepfake_audio", "train", *SMALL_ARGS, "--epochs", "1"]
+    command += ["--data-root", str(corpus), "--cache-dir", cache, "--output-dir", str(run)]
+    command += ["--devices", "2", "--strategy", "ddp", "--balance", "none"]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=400, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    final = read_metadata(run / FINAL_NAME)
+    assert final["metrics"]["val_count"] == 13
+    _assert_threshold_is_predicts_eer_point(run, run / FINAL_NAME)
+
+
+def test_resume_refuses_changed_data(workdir, cache, capsys) -> None:
+    corpus = make_corpus(
+        workdir / "changing_root",
+        {"training": {"fake": 4, "real": 4}, "validation": {"fake": 2, "real": 2}},
+        seed=6,
+    )
+    run = workdir / "changing"
+    args = ["train", *SMALL_ARGS, "--data-root", str(corpus), "--cache-dir", cache]
+    assert main([*args, "--output-dir", str(run), "--epochs", "1"]) == 0
+    make_corpus(corpus, {"training": {"fake": 5, "real": 5}}, seed=7)  # one more clip each
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--epochs", "2", "--no-progress"]) == 1
+    error = capsys.readouterr().err
+    assert "the data differ from those the run started with" in error
+    assert "start a new run" in error
+    assert len(_history(run)) == 1  # nothing was trained on the changed data
+
+
+def test_mostly_unusable_data_stops_before_training(workdir, cache, capsys) -> None:
+    corpus = make_corpus(
+        workdir / "broken_root",
+        {"training": {"fake": 4, "real": 4}, "validation": {"fake": 2, "real": 2}},
+        seed=8,
+    )
+    for i in range(12):  # 12 of the 20 training files are not audio
+        label = "fake" if i % 2 else "real"
+        (corpus / "tiny" / "training" / label / f"junk_{i:02d}.wav").write_bytes(b"not audio")
+    run = workdir / "broken_run"
+    args = ["train", *SMALL_ARGS, "--data-root", str(corpus), "--cache-dir", cache]
+    assert main([*args, "--output-dir", str(run), "--epochs", "1"]) == 1
+    error = capsys.readouterr().err
+    assert "12 of 20 files of the train split (60.0 %) cannot be used" in error
+    assert "--max-bad-fraction 0.05" in error and "junk_01.wav: " in error  # the first reason
+    assert not (run / FINAL_NAME).exists()
+    # the user may accept it: then the run trains on what is usable
+    assert (
+        main([*args, "--output-dir", str(run), "--epochs", "1", "--max-bad-fraction", "0.7"]) == 0
+    )
+    assert (run / FINAL_NAME).exists()
 
 
 def test_train_new_dataset_defaults(corpus, cache, workdir, monkeypatch) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 
 from deepfake_audio.commands.data_args import add_data_options
 from deepfake_audio.models import MODEL_NAMES
+from deepfake_audio.scoring.options import AGGREGATIONS
 
 #: The augmentations ``--augment`` switches, in the order they are applied.
 AUGMENTATIONS = ("rawboost", "noise", "codec", "gain")
@@ -66,6 +67,21 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
         "--normalization", choices=("peak", "rms", "none"), help="per window (default peak)"
     )
     group = parser.add_argument_group(
+        "validation (scores each clip as predict does; the rule is stored with the threshold)"
+    )
+    group.add_argument(
+        "--aggregate",
+        choices=AGGREGATIONS,
+        help="clip score from its window scores: mean (default) or max",
+    )
+    group.add_argument(
+        "--hop",
+        dest="hop_seconds",
+        type=float,
+        metavar="SECONDS",
+        help="step between validation windows (default: the window length, no overlap)",
+    )
+    group = parser.add_argument_group(
         "augmentation (training windows only, off by default; details in the config file's "
         "augment table)"
     )
@@ -109,6 +125,13 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
         "--no-progress", dest="progress", action="store_false", help="hide progress bars"
     )
     add_data_options(parser)
+    parser.add_argument(
+        "--max-bad-fraction",
+        type=float,
+        metavar="F",
+        help="stop before training when more than this share of the training or validation "
+        "files cannot be used (default 0.05)",
+    )
 
 
 def _augment_list(text: str) -> list[str]:

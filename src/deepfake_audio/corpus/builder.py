@@ -336,6 +336,14 @@ def build_recording(task: RecordingTask) -> tuple[list[dict[str, str]], int, str
     return rows, written, None
 
 
+def _refuse_foreign(out: Path) -> None:
+    """OUT must be new, empty or a demo corpus: checked before any download or synthesis."""
+    if out.exists() and not (out / _STATE_DIR / "build.json").is_file() and any(out.iterdir()):
+        raise CorpusError(
+            f"{out} is not empty and holds no demo corpus: choose a new or empty folder"
+        )
+
+
 def _check_output(out: Path, stamp: dict) -> None:
     """Refuse to mix builds: OUT must be new/empty or built with the same options."""
     path = out / _STATE_DIR / "build.json"
@@ -349,10 +357,7 @@ def _check_output(out: Path, stamp: dict) -> None:
                 + "): build into another folder or delete it"
             )
         return
-    if out.exists() and any(out.iterdir()):
-        raise CorpusError(
-            f"{out} is not empty and holds no demo corpus: choose a new or empty folder"
-        )
+    _refuse_foreign(out)
     write_text_atomic(path, json.dumps(stamp, indent=1))
 
 
@@ -398,6 +403,7 @@ def build_corpus(
     started = time.monotonic()
     out = Path(out)
     espeak = tts.espeak_version()  # fails first, and clearly, without espeak-ng
+    _refuse_foreign(out)
     if real_dir is None:
         if language not in (None, "nl"):
             raise CorpusError("--language only applies with --real-dir (the default is Dutch)")
