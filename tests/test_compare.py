@@ -274,3 +274,54 @@ def test_a_run_folder_stands_for_its_final_model(run_dir: Path, audio_dir, tmp_p
     code = main(["compare", "--audio-dir", str(audio_dir), "--model", str(empty), "--no-progress"])
     assert code == 1
     assert f"{empty} is a folder without fake_or_real_classifier" in capsys.readouterr().err
+
+
+def test_metadata_generators_give_a_per_generator_breakdown(tmp_path: Path, capsys) -> None:
+    """A metadata.csv above the folder names each fake's generator: compare reports each
+    generator's fakes against all real files, from the same scores as the per-file CSV."""
+    root = tmp_path / "corpus"
+    rows = ["path,label,generator"]
+    for i in range(4):
+        generator = ("world", "griffinlim")[i % 2]
+        write_audio(root / "testing" / "fake" / f"f{i}.wav", fake_signal(0.6, seed=i), 16000)
+        write_audio(root / "testing" / "real" / f"r{i}.wav", real_signal(0.6, seed=i), 16000)
+        rows += [f"testing/fake/f{i}.wav,fake,{generator}", f"testing/real/r{i}.wav,real,bonafide"]
+    (root / "metadata.csv").write_text("\n".join(rows) + "\n")
+    model = tmp_path / "stored.safetensors"
+    rule = {"aggregation": "mean", "hop_seconds": None}
+    untrained_checkpoint(model, seed=4, scoring_rule=rule)
+    out = tmp_path / "out"
+    args = ["compare", "--audio-dir", str(root / "testing"), "--output-dir", str(out)]
+    args += ["--model", str(model), "--model", str(shared_trained_checkpoint()), "--no-progress"]
+    assert main([*args, "--workers", "1", "--aggregate", "max"]) == 0
+    captured = capsys.readouterr()
+    # the stored threshold was set for the mean of the windows: scoring by max says so, once
+    assert captured.err.count("warning: stored's threshold was set for --aggregate mean") == 1
+    assert "EER % per generator" in captured.out
+    files = read_csv(only(out, "model_comparison_*.csv"))
+    by_generator = read_csv(only(out, "model_by_generator_*.csv"))
+    assert {(r["model"], r["generator"]) for r in by_generator} == {
+        (m, g) for m in ("stored", "trained", "ensemble") for g in ("world", "griffinlim")
+    }
+    generator_of = {f"f{i}.wav": ("world", "griffinlim")[i % 2] for i in range(4)}
+    for row in by_generator:
+        assert (int(row["fakes"]), int(row["reals"])) == (2, 4)
+        chosen = [
+            r for r in files
+            if r["label"] == "real" or generator_of.get(Path(r["path"]).name) == row["generator"]
+        ]  # fmt: skip
+        labels = np.array([FAKE if r["label"] == "fake" else REAL for r in chosen])
+        scores = np.array([float(r[f"{row['model']}_p_fake"]) for r in chosen])
+        eer, _ = metrics.equal_error_rate(labels, scores)
+        assert float(row["eer"]) == pytest.approx(eer, abs=1e-6)
+
+
+def test_a_folder_without_generators_writes_no_breakdown(run_dir, tmp_path: Path) -> None:
+    folder = tmp_path / "plain"
+    write_audio(folder / "fake" / "a.wav", fake_signal(0.6, seed=1), 16000)
+    write_audio(folder / "real" / "b.wav", real_signal(0.6, seed=2), 16000)
+    out = tmp_path / "out"
+    args = ["compare", "--audio-dir", str(folder), "--output-dir", str(out)]
+    assert main([*args, "--models-dir", str(run_dir), "--no-progress", "--workers", "1"]) == 0
+    assert not list(out.glob("model_by_generator_*.csv"))
+    assert len(read_csv(only(out, "model_summary_*.csv"))) == len(MODELS) + 1
