@@ -114,3 +114,20 @@ def test_properties(items):
     assert roc_auc(labels, scores) + roc_auc(labels, 1.0 - scores) == pytest.approx(1.0)
     # only the order of the scores matters
     assert equal_error_rate(labels, scores**3)[0] == pytest.approx(eer)
+
+
+def test_eer_threshold_is_the_equal_error_point() -> None:
+    """Regression: sklearn's reduced ROC curve can drop the point where misses and false
+    alarms meet. With as many fakes as reals and no ties the two rates meet exactly, so at the
+    returned threshold they must be equal (the miss rate of fakes and the false-alarm rate of
+    reals, with "fake when score >= threshold" as every command decides)."""
+    for seed in range(200):
+        rng = np.random.default_rng(seed)
+        labels = np.array([FAKE] * 45 + [REAL] * 45)
+        scores = np.where(labels == FAKE, rng.normal(0.6, 0.2, 90), rng.normal(0.4, 0.2, 90))
+        eer, threshold = equal_error_rate(labels, scores)
+        called_fake = scores >= threshold
+        miss = np.mean(~called_fake[labels == FAKE])
+        false_alarm = np.mean(called_fake[labels == REAL])
+        assert miss == pytest.approx(false_alarm), seed
+        assert eer == pytest.approx(miss), seed

@@ -57,7 +57,12 @@ def equal_error_rate(labels: np.ndarray, scores: np.ndarray) -> tuple[float, flo
     positives = _is_fake(labels)
     if positives.min(initial=1) == positives.max(initial=0):
         return math.nan, 0.5
-    fpr, tpr, thresholds = roc_curve(positives, np.asarray(scores, dtype=np.float64))
+    # Every threshold, not sklearn's default reduced curve: dropping "intermediate" points
+    # can drop the one where misses and false alarms meet, and store a threshold a step or
+    # two away from the equal-error point.
+    fpr, tpr, thresholds = roc_curve(
+        positives, np.asarray(scores, dtype=np.float64), drop_intermediate=False
+    )
     fnr = 1.0 - tpr
     index = int(np.nanargmin(np.abs(fnr - fpr)))
     eer = float((fpr[index] + fnr[index]) / 2.0)

@@ -277,22 +277,23 @@ def train(
         history=state.history if state else None,
         skipped=state.skipped if state else None,
     )
-    trainer = L.Trainer(
-        max_epochs=config.epochs - start_epoch,
-        accelerator=config.accelerator,
-        devices=_parse_devices(config.devices),
-        num_nodes=config.num_nodes,
-        strategy=config.strategy,
-        precision=config.precision,  # type: ignore[arg-type]
-        logger=False,
-        enable_checkpointing=False,  # the RunRecorder writes safetensors checkpoints
-        enable_progress_bar=config.progress,
-        enable_model_summary=config.progress,
-        num_sanity_val_steps=0,
-        use_distributed_sampler=False,  # ClipDataModule shards by rank itself
-        default_root_dir=run_dir,
-        callbacks=[recorder, *callbacks],
-    )
+    with _quiet_known_noise():  # Lightning's advert comes with the Trainer
+        trainer = L.Trainer(
+            max_epochs=config.epochs - start_epoch,
+            accelerator=config.accelerator,
+            devices=_parse_devices(config.devices),
+            num_nodes=config.num_nodes,
+            strategy=config.strategy,
+            precision=config.precision,  # type: ignore[arg-type]
+            logger=False,
+            enable_checkpointing=False,  # the RunRecorder writes safetensors checkpoints
+            enable_progress_bar=config.progress,
+            enable_model_summary=config.progress,
+            num_sanity_val_steps=0,
+            use_distributed_sampler=False,  # ClipDataModule shards by rank itself
+            default_root_dir=run_dir,
+            callbacks=[recorder, *callbacks],
+        )
     final = best = None
     try:
         try:
