@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import os
 import struct
 from pathlib import Path
 
@@ -10,13 +12,18 @@ import pytest
 import soundfile as sf
 
 from deepfake_audio.audio import (
+    AUDIO_EXTENSIONS,
     AudioDecodeError,
     audio_content_hash,
+    decode_bytes,
     decode_file,
+    decoded_content_hash,
     is_audio_path,
     load_audio,
+    read_bytes_and_stat,
     write_audio,
 )
+from deepfake_audio.data.probe import probe_file
 from tests.synth import tone
 
 
@@ -157,3 +164,142 @@ def test_content_hash_survives_lossless_reencode(tmp_path: Path) -> None:
     assert audio_content_hash(load_audio(wav), 16000) == audio_content_hash(load_audio(flac), 16000)
     louder = load_audio(wav) * 0.5
     assert audio_content_hash(louder, 16000) != audio_content_hash(load_audio(wav), 16000)
+
+
+def _pcm16_wav(
+    pcm: np.ndarray, rate: int, extra: bytes = b"", data_size: int | None = None
+) -> bytes:
+    """A 16-bit PCM WAV built by hand from ``pcm`` ``(frames, channels)`` int16, so its bytes
+    (and their hash) depend on no library; ``extra`` chunks go before the data chunk."""
+    channels = pcm.shape[1]
+    data = pcm.astype("<i2").tobytes()
+    fmt = struct.pack("<HHIIHH", 1, channels, rate, rate * 2 * channels, 2 * channels, 16)
+    size = len(data) if data_size is None else data_size
+    body = b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt + extra
+    body += b"data" + struct.pack("<I", size) + data
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+_ODD_CHUNK = b"LIST" + struct.pack("<I", 3) + b"abc\0"  # odd size: one pad byte follows
+
+
+def _libsndfile(data: bytes) -> tuple[np.ndarray, int]:
+    samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    return np.ascontiguousarray(samples.T), rate  # (channels, frames)
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_pcm16_wav_is_read_exactly_as_libsndfile_reads_it(channels: int) -> None:
+    pcm = np.random.default_rng(channels).integers(-32768, 32768, size=(999, channels))
+    pcm[:2] = [[-32768], [32767]]  # both extremes
+    data = _pcm16_wav(pcm, 22050, extra=_ODD_CHUNK)
+    decoded = decode_bytes(data)
+    assert decoded.pcm16 is not None  # the direct path, not libsndfile
+    expected, rate = _libsndfile(data)
+    assert decoded.sample_rate == rate and decoded.samples.dtype == np.float32
+    assert decoded.samples.flags.c_contiguous
+    np.testing.assert_array_equal(decoded.samples, expected)
+
+
+def test_pcm16_wav_written_by_libsndfile_takes_the_direct_path(tmp_path: Path) -> None:
+    path = write_audio(tmp_path / "x.wav", tone(0.3, 16000), 16000, subtype="PCM_16")
+    decoded = decode_file(path)
+    assert decoded.pcm16 is not None
+    np.testing.assert_array_equal(decoded.samples, _libsndfile(path.read_bytes())[0])
+
+
+def _other_wav(case: str) -> bytes:
+    pcm = np.random.default_rng(0).integers(-32768, 32768, size=(500, 2))
+    if case == "odd_size":  # a data chunk that ends mid-frame
+        return _pcm16_wav(pcm, 16000, data_size=4 * 500 - 2)[:-2]
+    if case == "unknown_length":  # streaming writers' 0xFFFFFFFF
+        return _pcm16_wav(pcm, 16000, data_size=0xFFFFFFFF)
+    buffer = io.BytesIO()
+    if case == "six_channels":  # WAVE_FORMAT_EXTENSIBLE
+        sf.write(buffer, np.tile(pcm[:, :1], (1, 6)) / 32768, 16000, "PCM_16", format="WAV")
+    else:
+        sf.write(buffer, pcm / 32768, 16000, case, format="WAV")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "case", ["PCM_24", "PCM_U8", "FLOAT", "six_channels", "odd_size", "unknown_length"]
+)
+def test_other_wavs_still_decode_through_libsndfile(case: str) -> None:
+    data = _other_wav(case)
+    decoded = decode_bytes(data)
+    assert decoded.pcm16 is None
+    expected, rate = _libsndfile(data)
+    assert decoded.sample_rate == rate
+    np.testing.assert_array_equal(decoded.samples, expected)
+
+
+def test_hashes_keep_their_cache_format_v2_values(tmp_path: Path) -> None:
+    """The cache stores these hashes (CACHE_FORMAT v2): a faster path must not change them.
+
+    The values were computed by the code before the direct WAV path existed.
+    """
+    ramp = np.concatenate([np.arange(-32768, 32768, 7), [32767, -32768, 0]])[:, None]
+    cases = [
+        (ramp, 16000, "49eaabc50f82f1dc29c8a1fb0ab28baf4bfacbf1",
+         "9c46ff63dec8566f315fab363895567e6f889d32"),
+        (np.hstack([ramp, ramp[::-1]]), 22050, "efe35c4050e7084fa1a00db9ff04103d962eefd4",
+         "cb46e0e84cd7caf8c6ace701b3b93ca2535460f1"),
+    ]  # fmt: skip
+    for pcm, rate, file_hash, audio_hash in cases:
+        path = tmp_path / f"{pcm.shape[1]}.wav"
+        path.write_bytes(_pcm16_wav(pcm, rate, extra=_ODD_CHUNK))
+        result = probe_file(str(path))
+        assert (result.file_hash, result.audio_hash) == (file_hash, audio_hash)
+        decoded = decode_file(path)
+        assert audio_content_hash(decoded.mono(), rate) == audio_hash
+    signal = (np.sin(np.arange(10000) * 0.01) * 1.2).astype(np.float32)  # clips at +-1
+    assert audio_content_hash(signal, 44100) == "5f896bc4d8eca0f6c23fdae434b332ab5a24af3c"
+
+
+@pytest.mark.parametrize(
+    ("name", "subtype"),
+    [("m.wav", "PCM_16"), ("m24.wav", "PCM_24"), ("f.wav", "FLOAT"), ("m.flac", "PCM_16")],
+)
+@pytest.mark.parametrize("channels", [1, 2])
+def test_decoded_content_hash_is_audio_content_hash(
+    tmp_path: Path, name: str, subtype: str, channels: int
+) -> None:
+    signal = np.stack([tone(0.3, seed=1), tone(0.3, freq=660, seed=2)], axis=1)[:, :channels]
+    path = tmp_path / name
+    sf.write(path, signal, 16000, subtype=subtype)
+    decoded = decode_file(path)
+    assert decoded_content_hash(decoded) == audio_content_hash(decoded.mono(), 16000)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["a.wav", "A.WAV", ".wav", "a.", "a..wav", "..wav", "a.wav.", "dir.wav/", "x.wav/.",
+     "dir/x.FLAC", "noext", "a.tar.mp3", ".", "..", "", "d/.hidden"],
+)  # fmt: skip
+def test_is_audio_path_follows_pathlibs_suffix(name: str) -> None:
+    assert is_audio_path(name) == (Path(name).suffix.lower() in AUDIO_EXTENSIONS)
+    assert is_audio_path(Path(name)) == is_audio_path(name)
+
+
+def test_read_bytes_and_stat_describe_the_same_file(tmp_path: Path) -> None:
+    path = write_audio(tmp_path / "x.wav", tone(0.2), 16000)
+    data, stat = read_bytes_and_stat(path)
+    assert data == path.read_bytes()
+    assert (stat.st_size, stat.st_mtime_ns) == (path.stat().st_size, path.stat().st_mtime_ns)
+    with pytest.raises(AudioDecodeError, match="cannot read"):
+        read_bytes_and_stat(tmp_path / "missing.wav")
+    with pytest.raises(AudioDecodeError, match="cannot read"):
+        read_bytes_and_stat(tmp_path)  # a folder
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc")
+def test_a_file_of_unknown_size_is_read_to_its_end() -> None:
+    read_end, write_end = os.pipe()  # fstat gives a pipe no size
+    os.write(write_end, b"RIFF" * 1000)
+    os.close(write_end)
+    try:
+        data, _ = read_bytes_and_stat(f"/proc/self/fd/{read_end}")
+    finally:
+        os.close(read_end)
+    assert data == b"RIFF" * 1000

@@ -12,6 +12,7 @@ import pytest
 import soundfile as sf
 
 from deepfake_audio.cli import COMMANDS, main
+from tests.synth import write_clip
 
 
 @pytest.fixture
@@ -107,3 +108,47 @@ def test_every_subcommand_has_help(command: str) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "usage: deepfake-audio" in result.stdout
+
+
+def _write_tree(root: Path, count: int) -> None:
+    for i in range(count):
+        split = ("training", "validation", "testing")[i % 3]
+        write_clip(root / "for-norm" / split / ("fake", "real")[i % 2] / f"c{i}.wav",
+                   seconds=0.1, freq=100 + 7 * i, seed=i)  # fmt: skip
+    shutil.copy(root / "for-norm" / "training" / "fake" / "c0.wav",
+                root / "for-norm" / "testing" / "fake" / "copy.wav")  # fmt: skip
+
+
+def test_fresh_process_on_two_workers_reports_as_one_worker(tmp_path: Path) -> None:
+    """The command as users run it (a fresh process: workers forked, several batches) gives
+    the report of a single in-process worker."""
+    root = tmp_path / "data"
+    _write_tree(root, 150)
+    reports = {}
+    for workers in ("1", "2"):
+        target = tmp_path / f"w{workers}.json"
+        done = subprocess.run(
+            [sys.executable, "-m", "deepfake_audio", "audit", str(root), "--no-progress",
+             "--workers", workers, "--cache-dir", str(tmp_path / f"c{workers}"),
+             "--json", str(target)],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        reports[workers] = json.loads(target.read_text())
+        reports[workers]["options"].pop("workers")
+        reports[workers]["options"].pop("cache_dir")
+    assert reports["1"] == reports["2"]
+    assert reports["2"]["discovered"] == 151
+    assert reports["2"]["separation"]["leaks"] >= 1  # the planted copy
+
+
+def test_progress_bar_does_not_change_the_report(for_tree: Path, tmp_path: Path, capsys) -> None:
+    reports = []
+    for flags in ([], ["--no-progress"]):
+        target = tmp_path / f"{len(flags)}.json"
+        args = ["audit", str(for_tree), "--json", str(target), *flags]
+        assert main([*args, "--cache-dir", str(tmp_path / f"c{len(flags)}")]) == 0
+        reports.append(json.loads(target.read_text()))
+        reports[-1]["options"].pop("cache_dir")
+    assert reports[0] == reports[1]
+    assert "scan+hash+decode" in capsys.readouterr().err  # the bar was shown the first time

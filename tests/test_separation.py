@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 from deepfake_audio.audio import load_audio, write_audio
 from deepfake_audio.data.pipeline import DataOptions, prepare
 from deepfake_audio.data.records import FAKE, REAL, ClipRecord
-from deepfake_audio.data.separation import KeyDetector, LeakError, separate
+from deepfake_audio.data.separation import PATH_DETECTOR, KeyDetector, LeakError, separate
 from deepfake_audio.data.splits import assign_splits, group_key
 
 
@@ -62,6 +63,32 @@ def test_symlink_is_the_same_file(tmp_path: Path) -> None:
     link.symlink_to(target)
     result = separate([_record(str(target), "train"), _record(str(link), "test")])
     assert [f.detector for f in result.leaks] == ["path"]
+
+
+def test_path_detector_resolves_as_realpath_does(tmp_path: Path, monkeypatch) -> None:
+    """Folders are resolved once and reused; the groups must be those of plain realpath."""
+    real = tmp_path / "data" / "train"
+    real.mkdir(parents=True)
+    for name in ("a.wav", "b.wav", "c.wav"):
+        (real / name).write_bytes(b"x")
+    (tmp_path / "linked").symlink_to(tmp_path / "data")  # a symlinked folder
+    (real / "to_b.wav").symlink_to(real / "b.wav")  # a symlinked file
+    (real / "dangling.wav").symlink_to(real / "gone.wav")
+    monkeypatch.chdir(tmp_path)
+    paths = [
+        str(real / "a.wav"), str(tmp_path / "linked" / "train" / "a.wav"),
+        "data/train/b.wav", str(real / "to_b.wav"), str(real / ".." / "train" / "c.wav"),
+        "linked//train/c.wav", str(real / "dangling.wav"), str(real / "gone.wav"),
+        str(real / "missing.wav"),
+    ]  # fmt: skip
+    records = [_record(p, ("train", "validation", "test")[i % 3]) for i, p in enumerate(paths)]
+    plain = KeyDetector("path", lambda r: os.path.realpath(r.path), "plain realpath")
+
+    def groups(found: list[list[ClipRecord]]) -> set[frozenset[str]]:
+        return {frozenset(r.path for r in group) for group in found}
+
+    assert groups(PATH_DETECTOR.find_groups(records)) == groups(plain.find_groups(records))
+    assert len(groups(plain.find_groups(records))) == 4  # a, b, c and the dangling link
 
 
 def test_strict_mode_raises() -> None:

@@ -9,8 +9,10 @@ Layout of a cache folder (one per format version and sample rate, ``CACHE_DIR/v2
   its audio lies in ``audio.f32``.
 
 Both files are append-only and every index line is written after its audio, so an interrupted
-build loses at most the file in flight: the next run reads the complete lines and carries on.
-Writers take an exclusive lock, so parallel jobs (e.g. DDP ranks) can share a cache.
+build loses at most the files in flight: the next run reads the complete lines and carries on.
+Index lines go out a few dozen at a time (one write each, not one per file) and always after
+the audio they point at has been flushed. Writers take an exclusive lock, so parallel jobs
+(e.g. DDP ranks) can share a cache.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -29,6 +32,9 @@ from deepfake_audio.data.probe import ProbeResult, probe_files
 
 #: Bumped whenever what an entry holds changes (v2: SHA-1 hashes), so old caches are not mixed in.
 CACHE_FORMAT = "v2"
+
+#: Index lines written at once: one write per this many files rather than one per file.
+_INDEX_BATCH = 64
 
 _META_FIELDS = (
     "error", "duration", "sample_rate", "num_channels", "file_hash", "audio_hash", "silent",
@@ -67,7 +73,8 @@ class CacheEntry:
         return self.offset is not None
 
     def probe(self) -> ProbeResult:
-        return ProbeResult(path=self.path, **{k: self.meta.get(k) for k in _META_FIELDS})
+        meta = {k: self.meta.get(k) for k in _META_FIELDS}
+        return ProbeResult(path=self.path, size=self.size, mtime_ns=self.mtime_ns, **meta)
 
 
 class ClipCache:
@@ -166,34 +173,54 @@ class ClipCache:
                 return results
             target = self.sample_rate if with_audio else None
             with open(self.audio_path, "ab") as audio_out, open(self.index_path, "ab") as index_out:
-                for result in probe_files(todo, target_rate=target, workers=workers):
-                    self._append(result, audio_out, index_out)
-                    result.audio = None  # stored on disk; don't keep it in memory
-                    results[result.path] = result
-                    if on_result:
-                        on_result(result)
+                pending: list[CacheEntry] = []  # audio written, index line not yet
+                try:
+                    for result in probe_files(todo, target_rate=target, workers=workers):
+                        entry = self._append(result, audio_out)
+                        if entry:
+                            pending.append(entry)
+                        results[result.path] = result
+                        if on_result:
+                            on_result(result)
+                        if len(pending) >= _INDEX_BATCH:
+                            self._write_index(pending, audio_out, index_out)
+                finally:  # interrupted too: what is complete is kept
+                    self._write_index(pending, audio_out, index_out)
         return results
 
-    def _append(self, result: ProbeResult, audio_out, index_out) -> None:
-        stat = _stat_key(result.path)
-        if stat is None:
-            return
+    def _append(self, result: ProbeResult, audio_out: BinaryIO) -> CacheEntry | None:
+        """Write ``result``'s audio (if any) and return its entry (None: nothing to keep).
+
+        The entry is keyed on the size and mtime the worker saw when it read the file, so a
+        file changed after being read is probed again next time.
+        """
+        if result.size is None or result.mtime_ns is None:
+            return None  # could not be opened: nothing to remember
         offset = length = None
         if result.audio is not None:
             offset = audio_out.tell() // 4
             data = np.ascontiguousarray(result.audio, dtype="<f4")
-            audio_out.write(data.tobytes())
-            audio_out.flush()
+            audio_out.write(data)  # its buffer, without a copy to bytes
             length = int(data.shape[0])
-        entry = CacheEntry(
+            result.audio = None  # stored on disk; don't keep it in memory
+        return CacheEntry(
             path=result.path,
-            size=stat[0],
-            mtime_ns=stat[1],
+            size=result.size,
+            mtime_ns=result.mtime_ns,
             meta={k: getattr(result, k) for k in _META_FIELDS},
             offset=offset,
             length=length,
         )
-        index_out.write((json.dumps(entry.__dict__) + "\n").encode())
+
+    def _write_index(
+        self, pending: list[CacheEntry], audio_out: BinaryIO, index_out: BinaryIO
+    ) -> None:
+        """Append ``pending``'s index lines in one write, after flushing the audio they point at."""
+        if not pending:
+            return
+        audio_out.flush()
+        index_out.write("".join(json.dumps(e.__dict__) + "\n" for e in pending).encode())
         index_out.flush()
         self._index_read = index_out.tell()
-        self._entries[entry.path] = entry
+        self._entries.update((e.path, e) for e in pending)
+        pending.clear()

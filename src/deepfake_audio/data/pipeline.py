@@ -12,8 +12,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-
-from tqdm.auto import tqdm
+from typing import Any
 
 from deepfake_audio.data.balance import BalanceMode, balance
 from deepfake_audio.data.cache import ClipCache, default_cache_dir
@@ -86,6 +85,34 @@ def audio_statistics(records: Sequence[ClipRecord]) -> dict:
     return out
 
 
+def _progress_bar(total: int, show: bool) -> Any:
+    """The probe's progress bar; a no-op one when hidden, so tqdm is not even imported.
+
+    The bar has no monitor thread (tqdm's ``monitor_interval``): with no other thread
+    running, the probe's workers can be forked, which starts them in milliseconds instead
+    of a forkserver's fraction of a second (see :func:`deepfake_audio.parallel.start_method`).
+    """
+    if not show:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    class Bar(tqdm):  # type: ignore[misc, valid-type]
+        monitor_interval = 0
+
+    return Bar(total=total, desc="scan+hash+decode", unit="file")
+
+
+class _NoBar:
+    def __enter__(self) -> _NoBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def update(self, n: int = 1) -> None:
+        return None
+
+
 def prepare(
     root: str | os.PathLike[str],
     options: DataOptions | None = None,
@@ -103,7 +130,7 @@ def prepare(
     found = discover(root, options.layout, options.dataset_types)
     cache = ClipCache(options.cache_dir or default_cache_dir(), sample_rate or 16000)
     paths = sorted({r.path for r in found.records})
-    with tqdm(total=len(paths), desc="scan+hash+decode", unit="file", disable=not progress) as bar:
+    with _progress_bar(len(paths), progress) as bar:
         probes = cache.probe(
             paths,
             with_audio=sample_rate is not None,

@@ -51,11 +51,58 @@ class KeyDetector:
         return [group for group in buckets.values() if len(group) > 1]
 
 
-def _resolved_path(record: ClipRecord) -> str:
-    return os.path.realpath(record.path)
+class _ResolvedPath:
+    """``os.path.realpath`` of many files that share a few folders, without a syscall a file.
+
+    ``realpath`` checks every component of every path (8 ``lstat`` calls for a typical
+    dataset file: a second per 5,000 files). ``realpath(folder/name)`` is
+    ``realpath(folder)/name`` whenever ``name`` is not a symlink, and the folders repeat: each
+    is resolved once and listed once (the listing says which entries are symlinks). A name
+    the listing lacks (a missing file, another spelling on a case-insensitive disk) or a
+    folder that cannot be listed falls back to ``realpath`` itself.
+    """
+
+    def __init__(self) -> None:
+        # folder -> (its realpath, names in it, names of symlinks in it; None: not listable)
+        self._folders: dict[str, tuple[str, frozenset[str], frozenset[str]] | None] = {}
+
+    def __call__(self, record: ClipRecord) -> str:
+        folder, name = os.path.split(record.path)
+        if folder not in self._folders:
+            self._folders[folder] = self._list(folder)
+        known = self._folders[folder]
+        if known is None or name not in known[1] or name in known[2]:
+            return os.path.realpath(record.path)
+        return os.path.join(known[0], name)
+
+    @staticmethod
+    def _list(folder: str) -> tuple[str, frozenset[str], frozenset[str]] | None:
+        try:
+            with os.scandir(folder or os.curdir) as entries:
+                listing = [(entry.name, entry.is_symlink()) for entry in entries]
+        except OSError:
+            return None
+        names = frozenset(name for name, _ in listing)
+        links = frozenset(name for name, is_link in listing if is_link)
+        return os.path.realpath(folder), names, links
 
 
-PATH_DETECTOR = KeyDetector("path", _resolved_path, "same file (resolved path, symlinks too)")
+@dataclass(frozen=True)
+class PathDetector:
+    """Records whose paths resolve to the same file (through symlinks too) are the same item.
+
+    Folders are resolved once per call (see :class:`_ResolvedPath`), so a folder renamed or
+    relinked between two calls is seen afresh.
+    """
+
+    name: str = "path"
+    description: str = "same file (resolved path, symlinks too)"
+
+    def find_groups(self, records: Sequence[ClipRecord]) -> list[list[ClipRecord]]:
+        return KeyDetector(self.name, _ResolvedPath(), self.description).find_groups(records)
+
+
+PATH_DETECTOR = PathDetector()
 BYTES_DETECTOR = KeyDetector("file_bytes", lambda r: r.file_hash, "byte-identical copies")
 AUDIO_DETECTOR = KeyDetector(
     "decoded_audio", lambda r: r.audio_hash, "same audio in another file or container"
