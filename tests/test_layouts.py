@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from deepfake_audio.data.layouts import DiscoveryError, detect_layout, discover
+from deepfake_audio.data.layouts import (
+    DiscoveryError,
+    detect_layout,
+    discover,
+    iter_audio_files,
+    tree_record,
+)
 from deepfake_audio.data.records import (
     FAKE,
     REAL,
@@ -128,3 +134,20 @@ def test_label_and_split_aliases() -> None:
     assert parse_split("dev") == "validation" and parse_split("Testing") == "test"
     with pytest.raises(ValueError):
         parse_label("unsure")
+
+
+def test_tree_discovery_is_the_per_file_rule(tmp_path: Path) -> None:
+    """Discovery builds one record per folder and copies it to the folder's other files: the
+    records must be exactly those of the rule applied to each file."""
+    for relative in (
+        "for-2sec/training/fake/a.wav", "for-2sec/training/fake/b.wav",
+        "for-2sec/training/real/c.flac", "for-2sec/testing/fake/world/d.wav",
+        "for-2sec/testing/fake/world/e.wav", "loose/x.wav", "loose/y.wav", "real/z.wav",
+    ):  # fmt: skip
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_bytes(b"")  # discovery never reads the audio
+    found = discover(tmp_path, "tree")
+    expected = [tree_record(tmp_path, path) for path in iter_audio_files(tmp_path)]
+    assert found.records == [r for r in expected if r is not None]
+    assert [Path(p).name for p, _ in found.skipped] == ["x.wav", "y.wav"]
+    assert found.records[0].generator == "world" and found.records[0].split == "test"

@@ -1,8 +1,5 @@
 """deepfake-audio: train, compare and run detectors of synthetic speech."""
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("deepfake-audio")
-except PackageNotFoundError:  # running from a source tree that was not installed
-    __version__ = "0.0.0+unknown"
+#: The one place the version is written; pyproject.toml reads it from here (setuptools'
+#: dynamic version), so start-up needs no package-metadata look-up.
+__version__ = "0.1.0"
