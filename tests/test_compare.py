@@ -24,6 +24,7 @@ from deepfake_audio.reports.compare import (
     newest_run,
     rank_summaries,
 )
+from deepfake_audio.training.run_folder import write_final_model
 from tests.detectors import (
     fake_signal,
     real_signal,
@@ -325,3 +326,29 @@ def test_a_folder_without_generators_writes_no_breakdown(run_dir, tmp_path: Path
     assert main([*args, "--models-dir", str(run_dir), "--no-progress", "--workers", "1"]) == 0
     assert not list(out.glob("model_by_generator_*.csv"))
     assert len(read_csv(only(out, "model_summary_*.csv"))) == len(MODELS) + 1
+
+
+def test_the_final_model_is_an_alias_counted_once(tmp_path: Path, audio_dir: Path) -> None:
+    """A run's final model copies its chosen epoch: the ensemble averages each distinct
+    checkpoint once, the votes count it once, and the summary says whose weights it has."""
+    run = tmp_path / "run"
+    run.mkdir()
+    epochs = ["model_epoch_01_valacc_0.5000", "model_epoch_02_valacc_0.9000"]
+    untrained_checkpoint(run / f"{epochs[0]}.safetensors", seed=1, threshold=0.4)
+    shutil.copy(shared_trained_checkpoint(), run / f"{epochs[1]}.safetensors")
+    write_final_model(run, {"epoch": 2, "checkpoint": f"{epochs[1]}.safetensors"})
+    out = tmp_path / "out"
+    args = ["compare", "--audio-dir", str(audio_dir / "fake"), "--output-dir", str(out)]
+    assert main([*args, "--models-dir", str(run), "--no-progress", "--workers", "1"]) == 0
+    rows = read_csv(only(out, "model_comparison_*.csv"))
+    for row in rows:
+        first, second = (float(row[f"{e}_p_fake"]) for e in epochs)
+        assert float(row["fake_or_real_classifier_p_fake"]) == second
+        assert float(row["ensemble_p_fake"]) == pytest.approx((first + second) / 2, abs=1e-6)
+    summary = {s["model"]: s for s in read_csv(only(out, "model_summary_*.csv"))}
+    assert summary["fake_or_real_classifier"]["same_weights_as"] == epochs[1]
+    assert summary[epochs[1]]["same_weights_as"] == ""
+    assert float(summary["ensemble"]["threshold"]) == pytest.approx((0.4 + 0.5) / 2)
+    for row in read_csv(only(out, "disagreements_*.csv")):  # two distinct voters
+        assert int(row["fake_votes"]) + int(row["real_votes"]) == 2
+        assert "fake_or_real_classifier" not in row["fake_models"]

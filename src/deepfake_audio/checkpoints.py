@@ -107,6 +107,13 @@ class Detector:
         return self.path.stem if self.path else self.model_name
 
     @property
+    def selected_from(self) -> str | None:
+        """For a run's final model, the file name of the epoch checkpoint it copies."""
+        extra = self.metadata.get("extra")
+        origin = extra.get("selected_from") if isinstance(extra, dict) else None
+        return str(origin) if origin else None
+
+    @property
     def stored_rule(self) -> dict[str, Any] | None:
         """How the scores behind :attr:`threshold` were made (None in older checkpoints)."""
         rule = self.metadata.get("scoring_rule")

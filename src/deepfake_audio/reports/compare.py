@@ -107,6 +107,7 @@ class ModelSummary:
     roc_auc: float = math.nan
     path: str = ""
     rank: int | None = None  # 1 = best; None when no file carries a label
+    same_as: str = ""  # the model whose weights these are (a run's final model: its epoch)
 
 
 @dataclass
@@ -195,6 +196,8 @@ def compare(table: ScoreTable) -> Comparison:
         )
         for name in lineup.models
     ]
+    for summary in summaries:
+        summary.same_as = lineup.aliases.get(summary.name, "")
     labelled = [r for r in table.records if r.label is not None]
     by_generator: dict[str, dict] = {}
     if any(r.generator and r.label == FAKE for r in labelled):
@@ -210,7 +213,7 @@ def compare(table: ScoreTable) -> Comparison:
         thresholds=lineup.thresholds,
         rows=rows,
         summaries=rank_summaries(summaries),
-        disagreements=find_disagreements(rows, names, lineup.thresholds),
+        disagreements=find_disagreements(rows, lineup.distinct, lineup.thresholds),
         unreadable=table.unreadable,
         individual=list(names),
         by_generator=by_generator,
@@ -324,7 +327,7 @@ def write_comparison(
     summary_header = [
         "rank", "model", "threshold", "files", "called_fake", "called_real", "mean_p_fake",
         "mean_confidence", "labelled", "accuracy", "balanced_accuracy", "eer", "eer_threshold",
-        "roc_auc", "checkpoint",
+        "roc_auc", "checkpoint", "same_weights_as",
     ]  # fmt: skip
     summary_rows = [
         [
@@ -343,6 +346,7 @@ def write_comparison(
             _fmt(s.eer_threshold),
             _fmt(s.roc_auc),
             s.path,
+            s.same_as,
         ]
         for s in comparison.summaries
     ]
@@ -406,6 +410,12 @@ def format_report(comparison: Comparison, top: int = 20) -> str:
             f"{s.called_real:6d}  {s.mean_p_fake:.3f}  {s.mean_confidence:.3f} {pct(s.accuracy)} "
             f"{pct(s.balanced_accuracy)} {pct(s.eer)} {auc}"
         )
+    for s in comparison.summaries:
+        if s.same_as:
+            lines.append(
+                f"      {s.name} has the weights of {s.same_as}: it is counted once in the "
+                "ensemble and the votes"
+            )
     labelled = comparison.summaries[0].labelled if comparison.summaries else 0
     total = len(comparison.rows)
     lines.append(

@@ -52,6 +52,25 @@ def model_names(detectors: Sequence[Detector]) -> list[str]:
     return unique
 
 
+def find_aliases(detectors: Sequence[Detector], names: Sequence[str]) -> dict[str, str]:
+    """``{name: name of the original}`` for each detector that copies another of the list.
+
+    A run's final model is its chosen epoch's weights under another name (its metadata says
+    which file it was selected from); counted beside that epoch it would weigh twice in the
+    ensemble and vote twice in the disagreements.
+    """
+    by_path = {d.path.resolve(): n for d, n in zip(detectors, names, strict=True) if d.path}
+    aliases = {}
+    for detector, name in zip(detectors, names, strict=True):
+        origin = detector.selected_from
+        if detector.path is None or origin is None:
+            continue
+        original = by_path.get((detector.path.parent / origin).resolve())
+        if original is not None and original != name:
+            aliases[name] = original
+    return aliases
+
+
 def fuse(scores: Iterable[float]) -> float:
     """The ensemble's probability of fake: the mean of its members'."""
     values = list(scores)
@@ -74,6 +93,14 @@ class Lineup:
     sources: dict[str, str]  # model -> the checkpoint or fusion file it came from
     fusion: Fusion | None = None
     members: list[int] = field(default_factory=list)  # fusion input order, as name indices
+    # detector -> the detector of the lineup it is a copy of (a run's final model is its
+    # chosen epoch): an alias is reported but never voted or averaged twice
+    aliases: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def distinct(self) -> list[str]:
+        """The detectors that are not aliases of another: the ensemble's members and voters."""
+        return [n for n in self.names if n not in self.aliases]
 
     @property
     def fused(self) -> list[str]:
@@ -87,7 +114,8 @@ class Lineup:
         if stacked.shape[0] == 0:  # no readable file: every fused model has no score either
             return {**out, **{m: np.zeros(0) for m in self.fused}}
         if ENSEMBLE in self.models:
-            out[ENSEMBLE] = stacked.mean(axis=1)
+            distinct = [self.names.index(n) for n in self.distinct]
+            out[ENSEMBLE] = stacked[:, distinct].mean(axis=1)
         if self.fusion is not None:
             out[FUSION] = self.fusion.predict(stacked[:, self.members])
         return out
@@ -112,18 +140,22 @@ def make_lineup(
 ) -> Lineup:
     """The lineup of ``detectors``; ``threshold`` overrides every stored threshold.
 
-    The ensemble is judged at the mean of its members' thresholds (their common one when they
-    agree), the fusion at its own. ``fusion`` must have been fitted on exactly these detectors.
+    The ensemble averages the distinct detectors (an alias, such as a run's final model beside
+    its epoch, counts once) and is judged at the mean of their thresholds (their common one
+    when they agree), the fusion at its own. ``fusion`` must have been fitted on exactly these
+    detectors.
     """
     if not detectors:
         raise ValueError("no model given")
     names = model_names(detectors)
     thresholds = {n: d.threshold for n, d in zip(names, detectors, strict=True)}
     sources = {n: str(d.path or "") for n, d in zip(names, detectors, strict=True)}
+    aliases = find_aliases(detectors, names)
     models = list(names)
-    if len(names) > 1:
+    distinct = [n for n in names if n not in aliases]
+    if len(distinct) > 1:
         models.append(ENSEMBLE)
-        thresholds[ENSEMBLE] = fuse(thresholds[n] for n in names)
+        thresholds[ENSEMBLE] = fuse(thresholds[n] for n in distinct)
     members: list[int] = []
     if fusion is not None:
         members = fusion.member_order(detectors)
@@ -132,7 +164,7 @@ def make_lineup(
         sources[FUSION] = str(fusion.path or "")
     if threshold is not None:
         thresholds = dict.fromkeys(thresholds, threshold)
-    return Lineup(names, models, thresholds, sources, fusion, members)
+    return Lineup(names, models, thresholds, sources, fusion, members, aliases)
 
 
 def rule_warnings(detectors: Sequence[Detector], options: ScoringOptions) -> list[str]:
