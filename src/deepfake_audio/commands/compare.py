@@ -96,4 +96,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"\n{len(records)} files in {elapsed:.1f} s ({rate:.1f} files/s)")
     for kind, path in written.items():
         print(f"{kind:>13}: {path}")
+    if not comparison.rows:
+        print(f"error: no audio file under {args.audio_dir} could be scored", file=sys.stderr)
+        return 1
     return 0

@@ -16,7 +16,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "the threshold used (the model's stored validation-EER threshold unless --threshold). "
         "Long files are scored over all of their windows. With several --model the verdict "
         "is their ensemble's (mean probability at the mean threshold), or with --fusion the "
-        "fitted fusion's. Exits 1 when any file could not be read.",
+        "fitted fusion's. Files that cannot be read are listed with the reason; exits 1 only "
+        "when no file could be judged.",
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders")
     parser.add_argument(
@@ -63,4 +64,5 @@ def run(args: argparse.Namespace) -> int:
     else:
         for prediction in verdicts:
             print(format_line(prediction))
-    return 1 if any(p.error for p in verdicts) else 0
+    # Completed when any file got a verdict; the others are listed with their reasons.
+    return 0 if any(p.error is None for p in verdicts) else 1

@@ -159,6 +159,8 @@ def write_evaluation(
                 line += [f"{p:.6f}", called]
             writer.writerow(line)
     paths["scores"] = out / "scores.csv"
+    if not evaluation.records:  # nothing scored: the JSON lists why, there is nothing to plot
+        return paths
     curves = {n: (evaluation.labels, evaluation.scores[n]) for n in evaluation.models}
     paths["roc"] = plot_roc(curves, out / "roc.png")
     paths["det"] = plot_det(curves, out / "det.png")
