@@ -3,13 +3,15 @@
 Build the corpus -> train ``seed_cnn`` -> evaluate on the test split (per generator) ->
 compare every checkpoint over the test split. Each step is the same subcommand a user would
 run by hand (printed before it runs), so the demo doubles as a worked example. A rerun reuses
-what is built: the corpus is verified, not rebuilt; a finished run is not retrained and an
-interrupted one is resumed.
+what is built: the corpus is verified, not rebuilt; a finished run of as many epochs is not
+retrained, a shorter or interrupted one is resumed. Each size has its own folder by default
+(``demo`` for small, ``demo-tiny``, ``demo-full``), so ``--size full`` works after ``make demo``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -19,11 +21,12 @@ FINAL_MODEL = "fake_or_real_classifier.safetensors"
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "demo",
-        help="build the demo corpus, train seed_cnn, evaluate, compare (about 10 min on 2 cores)",
+        help="build the demo corpus, train seed_cnn, evaluate, compare (2-3 min on 2 cores)",
         description=__doc__,
     )
     parser.add_argument(
-        "--output-dir", default="demo", help="where everything goes (default ./demo)"
+        "--output-dir",
+        help="where everything goes (default ./demo for --size small, ./demo-SIZE otherwise)",
     )
     parser.add_argument(
         "--size",
@@ -45,9 +48,39 @@ def _step(title: str, argv: list[str]) -> int:
     return main(argv)
 
 
+def output_folder(size: str, output_dir: str | None) -> Path:
+    """The demo's folder: the one given, else ``demo`` (small) or ``demo-SIZE``."""
+    if output_dir:
+        return Path(output_dir)
+    return Path("demo" if size == "small" else f"demo-{size}")
+
+
+def training_step(run_dir: Path, epochs: int) -> list[str] | None:
+    """How to bring ``run_dir`` to ``epochs`` epochs: None when a finished run of that many
+    epochs is there; ``train --resume`` for a shorter or interrupted run; else a new run
+    (the caller adds its options). A run already longer is an error, not silently reused."""
+    config = run_dir / "config.json"
+    done = 0
+    if (run_dir / "history.csv").is_file():
+        done = max(0, len((run_dir / "history.csv").read_text().splitlines()) - 1)
+    if config.is_file() and done:
+        planned = json.loads(config.read_text()).get("epochs")
+        if done > epochs:
+            raise ValueError(
+                f"{run_dir} already trained {done} epochs, more than --epochs {epochs}: "
+                "give another --output-dir"
+            )
+        if done == epochs and planned == epochs and (run_dir / FINAL_MODEL).exists():
+            return None
+        return ["train", "--resume", str(run_dir), "--epochs", str(epochs)]
+    if (run_dir / "resume").is_dir():  # interrupted in its first epoch: config.json has the rest
+        return ["train", "--resume", str(run_dir), "--epochs", str(epochs)]
+    return []
+
+
 def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
-    out = Path(args.output_dir)
+    out = output_folder(args.size, args.output_dir)
     corpus, run_dir = out / "corpus", out / "run"
     evaluation, comparison = out / "evaluation", out / "comparison"
     common = ["--cache-dir", args.cache_dir] if args.cache_dir else []
@@ -59,15 +92,14 @@ def run(args: argparse.Namespace) -> int:
         return code
 
     final = run_dir / FINAL_MODEL
-    if final.exists():
+    train_args = training_step(run_dir, args.epochs)
+    if train_args is None:
         print(f"\n=== 2/4 training: reusing the finished run {run_dir}")
     else:
-        if (run_dir / "resume").is_dir():  # interrupted earlier: its config.json has the rest
-            train_args = ["train", "--resume", str(run_dir)]
-        else:
+        if not train_args:
             train_args = ["train", "--data-root", str(corpus), "--output-dir", str(run_dir),
-                          "--model", "seed_cnn", "--seed", str(args.seed), *common]  # fmt: skip
-        train_args += ["--epochs", str(args.epochs)]
+                          "--model", "seed_cnn", "--seed", str(args.seed), *common,
+                          "--epochs", str(args.epochs)]  # fmt: skip
         code = _step("2/4 training seed_cnn", train_args + quiet)
         if code:
             return code
