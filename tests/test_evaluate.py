@@ -8,12 +8,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from deepfake_audio import metrics
 from deepfake_audio.audio import write_audio
+from deepfake_audio.checkpoints import load_checkpoint, save_checkpoint
 from deepfake_audio.cli import main
 from deepfake_audio.data.listing import dataset_records
-from deepfake_audio.data.records import FAKE, REAL
+from deepfake_audio.data.pipeline import DataOptions
+from deepfake_audio.data.records import FAKE, REAL, manifest_fingerprint, write_manifest
 from tests.detectors import fake_signal, real_signal, trained_and_untrained
 
 GENERATORS = ("world", "griffinlim")
@@ -108,10 +111,80 @@ def test_metrics_match_an_independent_computation(report: Path) -> None:
     assert document["models"]["trained"]["overall"]["accuracy"] > 0.8
 
 
-def test_metadata_names_the_generators(corpus: Path) -> None:
-    records = dataset_records(corpus, splits=["training"])
+def test_metadata_names_the_generators(corpus: Path, tmp_path: Path) -> None:
+    options = DataOptions(balance="none", cache_dir=str(tmp_path / "cache"))
+    records = dataset_records(corpus, options, ["training"]).records
     fakes = [r for r in records if r.label == FAKE]
     assert {r.generator for r in fakes} == set(GENERATORS)
     assert all(r.split == "train" for r in records)
-    with pytest.raises(ValueError, match="no records"):
-        dataset_records(corpus / "demo-a" / "testing", splits=["training"])
+    # a folder without split folders is carved, as training carves it (it was an error)
+    carved = dataset_records(corpus / "demo-a" / "testing", options, ["training"]).records
+    assert carved and {r.split for r in carved} == {"train"}
+
+
+def _leaky_corpus(root: Path) -> Path:
+    """Training, validation and testing clips, and one training fake copied into testing as
+    16-bit FLAC (the same samples in another container)."""
+    for split, offset in (("training", 0), ("validation", 50), ("testing", 100)):
+        for i in range(3):
+            fake, real = fake_signal(0.6, seed=offset + i), real_signal(0.6, seed=offset + i)
+            write_audio(root / split / "fake" / f"f{i}.wav", fake, 16000)
+            write_audio(root / split / "real" / f"r{i}.wav", real, 16000)
+    pcm, rate = sf.read(root / "training" / "fake" / "f0.wav", dtype="int16")  # the same samples
+    sf.write(root / "testing" / "fake" / "copy.flac", pcm, rate, subtype="PCM_16")
+    write_audio(root / "testing" / "real" / "r9.wav", real_signal(0.6, seed=109), 16000)
+    return root
+
+
+def test_evaluate_drops_planted_leaks_as_training_does(tmp_path: Path, models, capsys) -> None:
+    """A test file that is a training file in another container is left out, and said so."""
+    root = _leaky_corpus(tmp_path / "data")
+    cache = str(tmp_path / "cache")
+    audit = tmp_path / "audit.json"
+    assert (
+        main(["audit", str(root), "--cache-dir", cache, "--json", str(audit), "--no-progress"]) == 0
+    )
+    dropped = {
+        Path(p).name
+        for finding in json.loads(audit.read_text())["separation"]["findings"]
+        if finding["kind"] == "leak"
+        for p in finding["dropped"]
+    }
+    assert dropped == {"copy.flac"}
+    out = tmp_path / "eval"
+    args = ["evaluate", "--data", str(root), "-m", str(models[0]), "--output-dir", str(out)]
+    capsys.readouterr()
+    assert main([*args, "--cache-dir", cache, "--no-progress", "--workers", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "1 file(s) copied across splits were left out" in printed
+    names = {Path(r["path"]).name for r in scores_table(out)}
+    assert "copy.flac" not in names
+    assert {n for n in names if n.startswith("f")} == {"f0.wav", "f1.wav", "f2.wav"}
+    assert len(names) == 6  # balanced as training balances: 3 of the 4 real clips
+
+
+def test_evaluate_a_run_on_its_own_test_split(tmp_path: Path, models, capsys) -> None:
+    """--run RUN scores exactly the run's test split, with its final model; and the run's
+    model evaluated on a root holding its training files says so."""
+    root = _leaky_corpus(tmp_path / "data")
+    cache = str(tmp_path / "cache")
+    prepared = dataset_records(root, DataOptions(cache_dir=cache), None).records
+    run = tmp_path / "run"
+    run.mkdir()
+    write_manifest(prepared, run / "manifest.jsonl")
+    detector = load_checkpoint(models[0])
+    save_checkpoint(
+        run / "fake_or_real_classifier.safetensors", detector.model, model_name="seed_cnn",
+        preprocess=detector.preprocess, threshold=detector.threshold,
+        extra={"manifest_fingerprint": manifest_fingerprint(prepared)},
+    )  # fmt: skip
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--run", str(run), "--output-dir", str(out), "--no-progress"]) == 0
+    expected = sorted(r.path for r in prepared if r.split == "test")
+    assert sorted(r["path"] for r in scores_table(out)) == expected
+    capsys.readouterr()
+    args = ["evaluate", "--data", str(root), "-m", str(run), "--splits", "training,testing"]
+    assert main([*args, "--output-dir", str(tmp_path / "e2"), "--cache-dir", cache]) == 0
+    warning = capsys.readouterr().err
+    assert "warning: 6 of 12 evaluation file(s) were in fake_or_real_classifier" in warning
+    assert "by path 6" in warning  # the training files; the test files are not

@@ -45,12 +45,14 @@ def test_compare_fails_only_when_nothing_was_scored(model, tmp_path: Path, capsy
     assert main([*args, "--output-dir", str(tmp_path / "out2")]) == 0
 
 
-def test_evaluate_fails_when_no_file_is_readable(model, tmp_path: Path) -> None:
-    _broken(tmp_path / "data" / "fake" / "a.wav")
-    _broken(tmp_path / "data" / "real" / "b.wav")
+def test_evaluate_fails_when_no_file_is_readable(model, tmp_path: Path, capsys) -> None:
+    for split in ("training", "testing"):
+        _broken(tmp_path / "data" / split / "fake" / "a.wav")
+        _broken(tmp_path / "data" / split / "real" / "b.wav")
     args = ["evaluate", "--data", str(tmp_path / "data"), "-m", model, "--no-progress"]
+    args += ["--cache-dir", str(tmp_path / "cache")]
     assert main([*args, "--output-dir", str(tmp_path / "eval")]) == 1
-    assert (tmp_path / "eval" / "metrics.json").is_file()  # it says which files and why
+    assert "4 file(s) could not be read" in capsys.readouterr().err
     assert not (tmp_path / "eval" / "roc.png").exists()
 
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from deepfake_audio.data.layouts import LAYOUTS
 
 if TYPE_CHECKING:
+    from deepfake_audio.data.listing import LabelledData
     from deepfake_audio.data.pipeline import DataOptions
 
 
@@ -36,9 +37,9 @@ def add_selection_options(
     )
 
 
-def add_data_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("data")
-    add_selection_options(group)
+def add_preparation_options(group: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """How a dataset is cleaned and split, as training does it: ``--strict``, ``--balance``,
+    ``--seed``, the carved fractions and the cache."""
     group.add_argument(
         "--strict", action="store_true", help="any item shared between splits is an error"
     )
@@ -67,6 +68,12 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
         help="where decoded audio and hashes are cached "
         "(default: $DEEPFAKE_AUDIO_CACHE or ~/.cache/deepfake-audio)",
     )
+
+
+def add_data_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("data")
+    add_selection_options(group)
+    add_preparation_options(group)
     group.add_argument("--workers", type=int, help="processes for decoding (default: all cores)")
 
 
@@ -74,3 +81,74 @@ def data_options_from_args(args: argparse.Namespace) -> DataOptions:
     from deepfake_audio.data.pipeline import DataOptions
 
     return DataOptions.from_attributes(args)
+
+
+def add_evaluation_data_options(parser: argparse.ArgumentParser, *, default_split: str) -> None:
+    """``--data ROOT`` or ``--run RUN``, which split, and how the root is prepared (as training
+    prepares it): the labelled data of ``evaluate`` and ``fuse``."""
+    group = parser.add_argument_group("data (prepared as training prepares it)")
+    source = group.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--data", help="dataset folder, or a CSV/JSONL manifest: discovered, separated, carved "
+        "and balanced exactly as `train` does with the same options",
+    )  # fmt: skip
+    source.add_argument(
+        "--run", metavar="RUN", help="a training run folder: its own split of the data "
+        "(manifest.jsonl), and its final model unless --model is given",
+    )  # fmt: skip
+    add_selection_options(
+        group,
+        splits_default=[default_split],
+        splits_help=f"splits to use (default: {default_split})",
+    )
+    add_preparation_options(group)
+
+
+def evaluation_records(args: argparse.Namespace, models: list[str]) -> LabelledData:
+    """The labelled records ``args`` name, and a word on what was left out or seen before.
+
+    From ``--run``: the run's own split. From ``--data``: prepared as training prepares it,
+    saying which copies separation dropped; and for each model whose run manifest lies beside
+    it, how many of these files it was trained or validated on.
+    """
+    import sys
+
+    from deepfake_audio.checkpoints import final_model_path, read_metadata
+    from deepfake_audio.data.listing import (
+        MANIFEST_FILE,
+        LabelledData,
+        dataset_records,
+        run_records,
+        training_overlap,
+    )
+
+    if args.run:
+        records = run_records(args.run, args.splits)
+        print(f"{len(records)} file(s) of {args.run} ({', '.join(args.splits or ['all'])})")
+        return LabelledData(records, [], {})
+    data = dataset_records(
+        args.data, data_options_from_args(args), args.splits, progress=not args.no_progress
+    )
+    separation = data.report["separation"]
+    if separation["leaked_items"]:
+        print(
+            f"separation: {separation['leaked_items']} file(s) copied across splits were left "
+            f"out of the evaluation side, as training leaves them out "
+            f"({separation['leaks']} leak(s); `deepfake-audio audit` lists them)"
+        )
+    for model in models:
+        checkpoint = final_model_path(model)
+        manifest = checkpoint.parent / MANIFEST_FILE
+        fingerprint = read_metadata(checkpoint).get("extra", {}).get("manifest_fingerprint")
+        if not manifest.is_file() or not fingerprint:
+            continue  # a model without its run folder: nothing to compare with
+        overlap = training_overlap(data.records, manifest)
+        if overlap["any"]:
+            print(
+                f"warning: {overlap['any']} of {len(data.records)} evaluation file(s) were in "
+                f"{checkpoint.name}'s training or validation data (by path {overlap['path']}, "
+                f"file bytes {overlap['file_bytes']}, decoded audio {overlap['decoded_audio']}):"
+                " its metrics on them are not an honest estimate",
+                file=sys.stderr,
+            )
+    return data

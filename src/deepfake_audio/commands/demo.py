@@ -106,8 +106,7 @@ def run(args: argparse.Namespace) -> int:
 
     code = _step(
         "3/4 evaluation on the test split, per generator",
-        ["evaluate", "--model", str(final), "--data", str(corpus), "--splits", "testing",
-         "--output-dir", str(evaluation), *quiet],
+        ["evaluate", "--run", str(run_dir), "--output-dir", str(evaluation), *quiet],
     )  # fmt: skip
     if code:
         return code

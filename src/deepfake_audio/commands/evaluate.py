@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from deepfake_audio.commands.data_args import add_selection_options
+from deepfake_audio.commands.data_args import add_evaluation_data_options, evaluation_records
 from deepfake_audio.commands.scoring_args import add_scoring_options, score_records, scoring_options
 
 
@@ -19,40 +19,37 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "score_histogram.png to --output-dir.",
     )
     parser.add_argument(
-        "--model", "-m", action="append", dest="models", required=True, metavar="CKPT",
+        "--model", "-m", action="append", dest="models", metavar="CKPT",
         help="checkpoint (.safetensors) or run folder (its final model); repeat to evaluate "
-        "several and their ensemble (and, with --fusion, their fitted fusion)",
+        "several and their ensemble (and, with --fusion, their fitted fusion); default with "
+        "--run: that run's final model",
     )  # fmt: skip
-    parser.add_argument("--data", required=True, help="dataset folder, or a CSV/JSONL manifest")
     parser.add_argument(
         "--output-dir", "--output_dir", dest="output_dir", default="evaluation",
         help="where the reports go (default ./evaluation)",
     )  # fmt: skip
-    add_selection_options(
-        parser, splits_help="only these splits, e.g. testing (default: every file found)"
-    )
+    add_evaluation_data_options(parser, default_split="testing")
     add_scoring_options(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from deepfake_audio.data.listing import dataset_records
+    from deepfake_audio.cli import UsageError
     from deepfake_audio.reports.evaluate import evaluate, format_summary, write_evaluation
 
-    records = dataset_records(
-        args.data, layout=args.layout, dataset_types=args.dataset_types, splits=args.splits
-    )
-    print(f"{len(args.models)} model(s), {len(records)} labelled file(s)")
+    models = args.models or ([args.run] if args.run else [])
+    if not models:
+        raise UsageError("give --model, or --run RUN to evaluate that run's final model")
+    data = evaluation_records(args, models)
+    print(f"{len(models)} model(s), {len(data.records)} labelled file(s)")
     table = score_records(
-        args.models,
-        records,
-        scoring_options(args),
-        fusion_path=args.fusion,
+        models, data.records, scoring_options(args), fusion_path=args.fusion,
         description="evaluating",
-    )
-    evaluation = evaluate(table)
+    )  # fmt: skip
+    evaluation = evaluate(table, unreadable=data.unreadable)
     settings = {
-        "data": str(args.data),
+        "data": str(args.data or ""),
+        "run": str(args.run or ""),
         "splits": args.splits,
         "dataset_types": args.dataset_types,
         "aggregate": args.aggregate,

@@ -6,7 +6,7 @@ import argparse
 import math
 import sys
 
-from deepfake_audio.commands.data_args import add_selection_options
+from deepfake_audio.commands.data_args import add_evaluation_data_options, evaluation_records
 from deepfake_audio.commands.scoring_args import add_scoring_options, score_records, scoring_options
 from deepfake_audio.data.records import TEST, parse_split
 
@@ -33,10 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--model", "-m", action="append", dest="models", required=True, metavar="CKPT",
         help="checkpoint (.safetensors) or run folder (its final model) to fuse; repeat for each",
     )  # fmt: skip
-    parser.add_argument("--data", required=True, help="dataset folder, or a CSV/JSONL manifest")
-    add_selection_options(
-        parser, splits_default=["validation"], splits_help="splits to fit on (default: validation)"
-    )
+    add_evaluation_data_options(parser, default_split="validation")
     parser.add_argument(
         "--allow-test", action="store_true",
         help="allow fitting on the test split (its later evaluation is then not honest)",
@@ -63,15 +60,16 @@ def run(args: argparse.Namespace) -> int:
             "refusing to fit a fusion on the test split: its test metrics would no longer be "
             "honest (fit on validation; --allow-test to do it anyway)"
         )
-    from deepfake_audio.data.listing import dataset_records
     from deepfake_audio.reports.fuse import fit_on_table
 
-    records = dataset_records(
-        args.data, layout=args.layout, dataset_types=args.dataset_types, splits=args.splits
-    )
+    data = evaluation_records(args, args.models)
+    records = data.records
+    for path, reason in data.unreadable:
+        print(f"unreadable {path}: {reason}", file=sys.stderr)
     print(f"fitting a fusion of {len(args.models)} model(s) on {len(records)} labelled file(s)")
     fitted = {
-        "data": str(args.data),
+        "data": str(args.data or ""),
+        "run": str(args.run or ""),
         "splits": list(args.splits),
         "layout": args.layout,
         "dataset_types": args.dataset_types,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from deepfake_audio.data.layouts import (
@@ -24,8 +24,12 @@ from deepfake_audio.data.layouts import (
     tree_record,
 )
 from deepfake_audio.data.metadata import apply_metadata, find_metadata
-from deepfake_audio.data.records import ClipRecord
+from deepfake_audio.data.pipeline import DataOptions, prepare
+from deepfake_audio.data.records import TRAIN, VALIDATION, ClipRecord, read_manifest
 from deepfake_audio.data.splits import select_splits
+
+#: The records a training run used, in its run folder.
+MANIFEST_FILE = "manifest.jsonl"
 
 
 @dataclass
@@ -81,21 +85,79 @@ def scoring_inputs(paths: Sequence[str | os.PathLike[str]]) -> list[ScoringInput
     return inputs
 
 
+@dataclass
+class LabelledData:
+    """Records chosen for evaluation, with what preparing them found."""
+
+    records: list[ClipRecord]
+    unreadable: list[tuple[str, str]]  # (path, reason) of files of the chosen splits
+    report: dict  # the preparation report (separation, balance...); empty for a run's split
+
+
 def dataset_records(
     data: str | os.PathLike[str],
+    options: DataOptions,
+    splits: Sequence[str] | None,
     *,
-    layout: str = "auto",
-    dataset_types: Sequence[str] | None = None,
-    splits: Sequence[str] | None = None,
-) -> list[ClipRecord]:
-    """Labelled records of a dataset root or manifest (``evaluate``, ``fuse``), chosen splits only.
+    progress: bool = False,
+) -> LabelledData:
+    """Records of the chosen splits of a dataset, prepared exactly as training prepares them.
 
-    Raises ``ValueError`` when the split selection leaves nothing (e.g. ``--splits testing``
-    on data without split folders).
+    Discovery, metadata, carving with the same seed and fractions, separation and balancing
+    (:func:`deepfake_audio.data.pipeline.prepare`). Separation runs over *every* split before
+    the chosen ones are taken, so a test copy of a training file is dropped here as training
+    dropped it (the report's ``separation`` part says which). Unreadable files are those of
+    the chosen splits (all of them when the data has no splits of its own). Raises
+    ``ValueError`` when the chosen splits hold nothing.
     """
-    records = discover(data, layout, dataset_types).records
+    prepared = prepare(data, replace(options, splits=None), progress=progress)
+    chosen = select_splits(prepared.records, splits)
+    if not chosen:
+        found = sorted({str(r.split) for r in prepared.records})
+        unusable = len(prepared.unreadable)
+        why = f"; {unusable} file(s) could not be read (`audit` lists them)" if unusable else ""
+        raise ValueError(
+            f"no usable records in splits {list(splits or [])} (splits found: {found}{why})"
+        )
+    in_splits = {r.path for r in prepared.discovered if r.split is None}
+    in_splits |= {r.path for r in select_splits(prepared.discovered, splits)}
+    unreadable = [(p, reason) for p, reason in prepared.unreadable if p in in_splits]
+    return LabelledData(chosen, unreadable, prepared.report)
+
+
+def run_records(run_dir: str | os.PathLike[str], splits: Sequence[str] | None) -> list[ClipRecord]:
+    """The chosen splits of a training run, exactly as it used them (its ``manifest.jsonl``)."""
+    manifest = Path(run_dir) / MANIFEST_FILE
+    if not manifest.is_file():
+        raise FileNotFoundError(f"{run_dir} has no {MANIFEST_FILE}: is it a training run folder?")
+    records = read_manifest(manifest)
     chosen = select_splits(records, splits)
     if not chosen:
         found = sorted({str(r.split) for r in records})
-        raise ValueError(f"no records in splits {list(splits or [])} (splits found: {found})")
+        raise ValueError(f"{manifest} has no records in splits {list(splits or [])} ({found})")
     return chosen
+
+
+def training_overlap(
+    records: Sequence[ClipRecord], manifest: str | os.PathLike[str]
+) -> dict[str, int]:
+    """How many of ``records`` a model was trained or validated on, by each detector.
+
+    ``manifest`` is the model's run manifest. Counts: ``path`` (the same file), ``file_bytes``
+    (a byte copy), ``decoded_audio`` (the same samples in another container), and ``any``.
+    """
+    seen = [r for r in read_manifest(manifest) if r.split in (TRAIN, VALIDATION)]
+    paths = {os.path.realpath(r.path) for r in seen}
+    file_hashes = {r.file_hash for r in seen if r.file_hash}
+    audio_hashes = {r.audio_hash for r in seen if r.audio_hash}
+    counts = dict.fromkeys(("path", "file_bytes", "decoded_audio", "any"), 0)
+    for record in records:
+        hits = {
+            "path": os.path.realpath(record.path) in paths,
+            "file_bytes": record.file_hash in file_hashes,
+            "decoded_audio": record.audio_hash in audio_hashes,
+        }
+        for kind, hit in hits.items():
+            counts[kind] += hit
+        counts["any"] += any(hits.values())
+    return counts

@@ -40,8 +40,11 @@ class DataOptions:
     @classmethod
     def from_attributes(cls, source: object) -> DataOptions:
         """The options read from same-named attributes (parsed CLI arguments, a TrainConfig),
-        so a new option is added here once rather than at every place that carries it."""
-        return cls(**{f.name: getattr(source, f.name) for f in fields(cls)})
+        so a new option is added here once rather than at every place that carries it; an
+        attribute the source lacks (a command without ``--workers``) keeps its default."""
+        return cls(
+            **{f.name: getattr(source, f.name) for f in fields(cls) if hasattr(source, f.name)}
+        )
 
 
 @dataclass

@@ -64,6 +64,8 @@ class Evaluation:
 
     table: ScoreTable
     results: dict[str, dict] = field(default_factory=dict)  # model -> breakdown()
+    # files left out before scoring (preparation found them unusable), then while scoring
+    left_out: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def models(self) -> list[str]:
@@ -83,19 +85,22 @@ class Evaluation:
 
     @property
     def unreadable(self) -> list[tuple[str, str]]:
-        return self.table.unreadable
+        return self.left_out + self.table.unreadable
 
     @property
     def labels(self) -> np.ndarray:
         return self.table.labels()
 
 
-def evaluate(table: ScoreTable) -> Evaluation:
-    """The metrics of every model of ``table`` (its records must all be labelled)."""
+def evaluate(table: ScoreTable, unreadable: Sequence[tuple[str, str]] = ()) -> Evaluation:
+    """The metrics of every model of ``table`` (its records must all be labelled).
+
+    ``unreadable`` lists files left out before scoring, reported with those scoring found.
+    """
     unlabelled = [r.path for r in table.records if r.label is None]
     if unlabelled:
         raise ValueError(f"cannot evaluate unlabelled files, e.g. {unlabelled[0]}")
-    evaluation = Evaluation(table)
+    evaluation = Evaluation(table, left_out=list(unreadable))
     if table.records:
         for name in table.models:
             evaluation.results[name] = breakdown(

@@ -22,6 +22,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from deepfake_audio.checkpoints import FINAL_NAME, save_checkpoint
+from deepfake_audio.data.listing import MANIFEST_FILE
 from deepfake_audio.data.pipeline import PreparedData
 from deepfake_audio.data.records import LABEL_NAMES, TRAIN, VALIDATION, ClipRecord, write_manifest
 from deepfake_audio.fileio import atomic_output, write_text_atomic
@@ -178,7 +179,7 @@ class RunRecorder(L.Callback):
         write_text_atomic(self.run_dir / "config.json", json.dumps(config, indent=2) + "\n")
         report = json.dumps(self.prepared.report, indent=2, default=str) + "\n"
         write_text_atomic(self.run_dir / "data_report.json", report)
-        write_manifest(self.prepared.records, self.run_dir / "manifest.jsonl")
+        write_manifest(self.prepared.records, self.run_dir / MANIFEST_FILE)
         write_unreadable(self.unreadable(), self.run_dir / "unreadable.csv")
         train, val = self.prepared.split(TRAIN), self.prepared.split(VALIDATION)
         log.info(
