@@ -152,3 +152,37 @@ def test_progress_bar_does_not_change_the_report(for_tree: Path, tmp_path: Path,
         reports[-1]["options"].pop("cache_dir")
     assert reports[0] == reports[1]
     assert "scan+hash+decode" in capsys.readouterr().err  # the bar was shown the first time
+
+
+def test_an_audit_at_the_training_rate_leaves_training_nothing_to_decode(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """``audit --sample-rate 16000`` caches the audio training reads: preparing the same data
+    for training then decodes no file (plain ``audit`` caches hashes only)."""
+    from deepfake_audio.data import probe
+    from deepfake_audio.data.pipeline import DataOptions, prepare
+
+    root = tmp_path / "data"
+    for i in range(3):
+        write_clip(root / "training" / "fake" / f"f{i}.wav", 0.5, 22050, freq=300 + 50 * i)
+        write_clip(root / "training" / "real" / f"r{i}.wav", 0.5, 22050, freq=900 + 50 * i)
+    calls: list[str] = []
+    real_decode = probe.decode_bytes
+
+    def counting(data, path="<bytes>"):
+        calls.append(str(path))
+        return real_decode(data, path)
+
+    monkeypatch.setattr(probe, "decode_bytes", counting)
+    args = ["audit", str(root), "--workers", "1", "--no-progress"]
+    plain, at_rate = str(tmp_path / "plain"), str(tmp_path / "at_rate")
+    assert main([*args, "--cache-dir", plain]) == 0
+    assert len(calls) == 6
+    prepare(root, DataOptions(cache_dir=plain, workers=1), sample_rate=16000, progress=False)
+    assert len(calls) == 12  # hashes only: training had to decode every file again
+    assert main([*args, "--cache-dir", at_rate, "--sample-rate", "16000"]) == 0
+    assert len(calls) == 18
+    options = DataOptions(cache_dir=at_rate, workers=1)
+    prepared = prepare(root, options, sample_rate=16000, progress=False)
+    assert len(calls) == 18  # nothing decoded again
+    assert all(prepared.cache.audio(r.path).size == 8000 for r in prepared.records)
