@@ -23,6 +23,7 @@ import pytest
 import soundfile as sf
 import torch
 
+from deepfake_audio import __version__
 from deepfake_audio.checkpoints import load_checkpoint, read_metadata
 from deepfake_audio.cli import main
 from deepfake_audio.data.listing import scoring_inputs
@@ -202,7 +203,10 @@ def test_run_folder(reference, corpus: Path) -> None:
     # the bad file is listed, with a reason, and training went on without it
     unreadable = (run / "unreadable.csv").read_text()
     assert "broken.wav" in unreadable and unreadable.startswith("path,reason")
-    assert TrainConfig.from_dict(json.loads((run / "config.json").read_text())).epochs == 3
+    assert load_config_file(run / "config.json")["epochs"] == 3  # provenance is set aside
+    provenance = json.loads((run / "config.json").read_text())["provenance"]
+    assert provenance["package_version"] == __version__
+    assert json.loads((run / "data_report.json").read_text())["provenance"] == provenance
     report = json.loads((run / "data_report.json").read_text())
     assert report["unreadable"] and report["final_count"] == 32 + 12 + 4
     assert "epoch 03/3" in (run / "train.log").read_text()
@@ -433,7 +437,7 @@ def test_command_line_overrides_the_config_file(tmp_path: Path, monkeypatch) -> 
     config.write_text(json.dumps({"epochs": 7, "lr": 0.01, "seed": 4}))
     seen = {}
     monkeypatch.setattr(
-        "deepfake_audio.training.train.train", lambda c, resume: seen.setdefault("c", c)
+        "deepfake_audio.training.train.train", lambda c, resume, **_: seen.setdefault("c", c)
     )
     args = build_parser().parse_args(["train", "--config", str(config), "--epochs", "2"])
     assert command.given_options(args) == {"epochs": 2}

@@ -84,7 +84,7 @@ def test_augment_config_round_trip_and_errors(tmp_path: Path, monkeypatch) -> No
     )
     seen: dict = {}
     monkeypatch.setattr(
-        "deepfake_audio.training.train.train", lambda c, resume: seen.setdefault("c", c)
+        "deepfake_audio.training.train.train", lambda c, resume, **_: seen.setdefault("c", c)
     )
     args = build_parser().parse_args(
         ["train", "--config", str(file), "--augment", "rawboost", "--codec-prob", "0.25"]

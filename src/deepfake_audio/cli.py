@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train, compare and run detectors of synthetic (deepfake) speech.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.set_defaults(command_line="")  # main() sets it: the provenance of every output
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         importlib.import_module(f"deepfake_audio.commands.{name.replace('-', '_')}").register(
@@ -41,7 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)  # --help and usage errors exit here, before any import
+    args.command_line = shlex.join(["deepfake-audio", *argv])  # for every output's provenance
     from deepfake_audio.allocator import keep_freed_memory
     from deepfake_audio.audio import AudioDecodeError
     from deepfake_audio.data.layouts import DiscoveryError

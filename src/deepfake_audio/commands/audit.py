@@ -36,6 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from deepfake_audio.data.pipeline import prepare
     from deepfake_audio.fileio import write_text_atomic
+    from deepfake_audio.provenance import provenance
     from deepfake_audio.reports.audit import format_report
 
     prepared = prepare(
@@ -46,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     )
     print(format_report(prepared.report, examples=args.examples))
     if args.json:
-        target = write_text_atomic(args.json, json.dumps(prepared.report, indent=2))
+        report = prepared.report | {"provenance": provenance(args.command_line)}
+        target = write_text_atomic(args.json, json.dumps(report, indent=2))
         print(f"report written to {target}")
     return 0

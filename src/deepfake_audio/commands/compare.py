@@ -58,6 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from deepfake_audio.data.listing import scoring_inputs
+    from deepfake_audio.provenance import provenance
     from deepfake_audio.reports.compare import (
         compare,
         find_checkpoints,
@@ -91,7 +92,10 @@ def run(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - began
     comparison = compare(table)
     print(format_report(comparison, top=args.top))
-    written = write_comparison(comparison, args.output_dir, stamp)
+    models = [s for s in table.lineup.sources.values() if s]
+    written = write_comparison(
+        comparison, args.output_dir, stamp, provenance(args.command_line, models)
+    )
     rate = len(records) / elapsed if elapsed > 0 else float("inf")
     print(f"\n{len(records)} files in {elapsed:.1f} s ({rate:.1f} files/s)")
     for kind, path in written.items():

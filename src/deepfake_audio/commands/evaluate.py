@@ -35,6 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from deepfake_audio.cli import UsageError
+    from deepfake_audio.provenance import provenance
     from deepfake_audio.reports.evaluate import evaluate, format_summary, write_evaluation
 
     models = args.models or ([args.run] if args.run else [])
@@ -57,7 +58,11 @@ def run(args: argparse.Namespace) -> int:
         "threshold_override": args.threshold,
         "fusion": args.fusion,
     }
-    written = write_evaluation(evaluation, args.output_dir, settings=settings)
+    models = [s for s in table.lineup.sources.values() if s]
+    written = write_evaluation(
+        evaluation, args.output_dir, settings=settings,
+        provenance=provenance(args.command_line, models),
+    )  # fmt: skip
     print(format_summary(evaluation))
     for kind, path in written.items():
         print(f"{kind:>9}: {path}")

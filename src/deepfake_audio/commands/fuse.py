@@ -60,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
             "refusing to fit a fusion on the test split: its test metrics would no longer be "
             "honest (fit on validation; --allow-test to do it anyway)"
         )
+    from deepfake_audio.provenance import provenance
     from deepfake_audio.reports.fuse import fit_on_table
 
     data = evaluation_records(args, args.models)
@@ -75,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
         "dataset_types": args.dataset_types,
     }
     table = score_records(args.models, records, scoring_options(args), description="fusing")
+    models = [s for s in table.lineup.sources.values() if s]
+    fitted["provenance"] = provenance(args.command_line, models)
     fusion = fit_on_table(table, regularization=args.regularization, fitted=fitted)
     for path, reason in table.unreadable:
         print(f"unreadable {path}: {reason}", file=sys.stderr)

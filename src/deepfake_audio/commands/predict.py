@@ -40,6 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from deepfake_audio.data.listing import scoring_inputs
+    from deepfake_audio.provenance import provenance
     from deepfake_audio.reports.predict import format_line, predictions
     from deepfake_audio.scoring.lineup import FUSION
 
@@ -55,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         sources = table.lineup.sources
         document = {
+            "provenance": provenance(args.command_line, [s for s in sources.values() if s]),
             "models": {name: sources[name] for name in table.lineup.names},
             **({"fusion": sources[FUSION]} if FUSION in sources else {}),
             "aggregate": args.aggregate,

@@ -195,7 +195,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def given_options(args: argparse.Namespace) -> dict[str, Any]:
     """The config values set by flags on the command line (not the command's own)."""
     values = dict(vars(args))
-    for key in ("func", "command", "config", "resume"):
+    for key in ("func", "command", "command_line", "config", "resume"):
         values.pop(key, None)
     augment = augment_options(values)
     for key in AUGMENT_FLAGS:
@@ -237,7 +237,7 @@ def run(args: argparse.Namespace) -> int:
         config = TrainConfig.from_dict({**values, **flags}, source=source)
     if _env_rank() == 0:
         _console_logging()
-    result = train(config, resume=bool(resume))
+    result = train(config, resume=bool(resume), command_line=args.command_line)
     if result.is_global_zero:
         best = result.history[result.best_epoch - 1] if result.best_epoch else {}
         print(

@@ -11,6 +11,7 @@ Nothing here prints; :func:`format_report` returns the text the CLI shows.
 from __future__ import annotations
 
 import csv
+import json
 import math
 import os
 import re
@@ -24,7 +25,7 @@ import numpy as np
 from deepfake_audio import metrics
 from deepfake_audio.checkpoints import FINAL_NAME, CheckpointError, read_metadata
 from deepfake_audio.data.records import FAKE, LABEL_NAMES
-from deepfake_audio.fileio import atomic_output
+from deepfake_audio.fileio import atomic_output, write_text_atomic
 from deepfake_audio.reports.evaluate import breakdown
 from deepfake_audio.scoring.table import ScoreTable
 
@@ -299,12 +300,17 @@ def _write_csv(path: Path, header: list[str], rows: list[list]) -> Path:
 
 
 def write_comparison(
-    comparison: Comparison, output_dir: str | os.PathLike[str], stamp: str | None = None
+    comparison: Comparison,
+    output_dir: str | os.PathLike[str],
+    stamp: str | None = None,
+    provenance: dict | None = None,
 ) -> dict[str, Path]:
     """Write the four CSVs (files, summary, disagreements, unreadable) with one timestamp.
 
     Returns ``{"files": ..., "summary": ..., "disagreements": ..., "unreadable": ...}``, and
-    ``"by_generator"`` when the comparison has a per-generator breakdown.
+    ``"by_generator"`` when the comparison has a per-generator breakdown. ``provenance`` (see
+    :mod:`deepfake_audio.provenance`) goes into ``comparison_<stamp>.json`` beside them, with
+    the names of the CSVs it describes: a CSV has no place of its own for it.
     """
     out = Path(output_dir)
     stamp = stamp or datetime.now().strftime("%Y%m%d_%H%M%S")
@@ -387,6 +393,11 @@ def write_comparison(
             out / f"model_by_generator_{stamp}.csv",
             ["model", "generator", "fakes", "reals", "eer", "roc_auc", "fake_detection_rate"],
             generator_rows,
+        )
+    if provenance is not None:
+        document = {**provenance, "files": {kind: p.name for kind, p in written.items()}}
+        written["provenance"] = write_text_atomic(
+            out / f"comparison_{stamp}.json", json.dumps(document, indent=2) + "\n"
         )
     return written
 

@@ -114,6 +114,7 @@ def write_evaluation(
     output_dir: str | os.PathLike[str],
     *,
     settings: dict | None = None,
+    provenance: dict | None = None,
 ) -> dict[str, Path]:
     """Write ``metrics.json``, ``scores.csv``, ``roc.png``, ``det.png``, ``score_histogram.png``."""
     from deepfake_audio.plots.evaluation import plot_det, plot_histograms, plot_roc
@@ -121,6 +122,7 @@ def write_evaluation(
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     document = {
+        "provenance": provenance or {},
         "settings": settings or {},
         "files_scored": len(evaluation.records),
         "unreadable": [{"path": p, "reason": r} for p, r in evaluation.unreadable],

@@ -35,6 +35,9 @@ SET_BY_TRAINING = ("input_samples", "sample_rate")
 #: has no ``sample_rate`` of its own).
 MODEL_DEFAULT_RATE = 16000
 
+#: The key under which a run's config.json records its provenance (not an option).
+PROVENANCE_KEY = "provenance"
+
 #: The augmentations in the order :class:`~deepfake_audio.augment.Augmenter` applies them.
 AUGMENT_ORDER = ("rawboost", "noise", "codec", "gain")
 
@@ -257,6 +260,7 @@ def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ValueError(f"{path}: cannot parse config file ({exc})") from exc
     if not isinstance(values, dict):
         raise ValueError(f"{path}: a config file must hold a table/object of options")
+    values.pop(PROVENANCE_KEY, None)  # where a run's config.json came from, not an option
     return values
 
 

@@ -27,7 +27,8 @@ from deepfake_audio.data.pipeline import PreparedData
 from deepfake_audio.data.records import LABEL_NAMES, TRAIN, VALIDATION, ClipRecord, write_manifest
 from deepfake_audio.fileio import atomic_output, write_text_atomic
 from deepfake_audio.plots.history import plot_history
-from deepfake_audio.training.config import AUGMENT_ORDER, TrainConfig
+from deepfake_audio.provenance import provenance
+from deepfake_audio.training.config import AUGMENT_ORDER, PROVENANCE_KEY, TrainConfig
 from deepfake_audio.training.module import DetectorModule
 from deepfake_audio.training.resume import RESUME_DIR, RESUME_FILE, save_resume_state
 
@@ -132,6 +133,7 @@ class RunRecorder(L.Callback):
         start_epoch: int = 0,
         history: list[dict] | None = None,
         skipped: list[list[str]] | None = None,
+        command_line: str = "",
     ) -> None:
         self.run_dir = run_dir
         self.config = config
@@ -140,6 +142,7 @@ class RunRecorder(L.Callback):
         self.start_epoch = start_epoch
         self.history = list(history or [])
         self.skipped = {path: reason for path, reason in skipped or []}
+        self.provenance = provenance(command_line)  # version and command, in the run's JSON
         self._handler: logging.Handler | None = None
         self._saved_level = logging.NOTSET
         self._epoch_started = 0.0
@@ -176,8 +179,10 @@ class RunRecorder(L.Callback):
         clean_temporaries(self.run_dir)
         self._attach_log()
         config = self.config.to_dict() | {"output_dir": str(self.run_dir)}
+        config[PROVENANCE_KEY] = self.provenance
         write_text_atomic(self.run_dir / "config.json", json.dumps(config, indent=2) + "\n")
-        report = json.dumps(self.prepared.report, indent=2, default=str) + "\n"
+        report = self.prepared.report | {PROVENANCE_KEY: self.provenance}
+        report = json.dumps(report, indent=2, default=str) + "\n"
         write_text_atomic(self.run_dir / "data_report.json", report)
         write_manifest(self.prepared.records, self.run_dir / MANIFEST_FILE)
         write_unreadable(self.unreadable(), self.run_dir / "unreadable.csv")

@@ -211,6 +211,7 @@ def train(
     *,
     resume: bool = False,
     callbacks: Sequence[L.Callback] = (),
+    command_line: str = "",
 ) -> TrainResult:
     """Prepare the data, train, and write the run folder; returns the run's history.
 
@@ -276,6 +277,7 @@ def train(
         start_epoch=start_epoch,
         history=state.history if state else None,
         skipped=state.skipped if state else None,
+        command_line=command_line,
     )
     with _quiet_known_noise():  # Lightning's advert comes with the Trainer
         trainer = L.Trainer(
