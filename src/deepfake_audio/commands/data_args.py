@@ -64,6 +64,14 @@ def add_preparation_options(group: argparse.ArgumentParser | argparse._ArgumentG
         help="share carved for test when the data has no splits at all",
     )
     group.add_argument(
+        "--group-by-folder",
+        type=int,
+        metavar="N",
+        help="the N-th folder under ROOT names each file's speaker (or source recording), "
+        "e.g. 1 for ROOT/<speaker>/fake/x.wav: carving then keeps each speaker on one side "
+        "(default: groups from the layout and metadata.csv speaker/source columns only)",
+    )
+    group.add_argument(
         "--cache-dir",
         help="where decoded audio and hashes are cached "
         "(default: $DEEPFAKE_AUDIO_CACHE or ~/.cache/deepfake-audio)",

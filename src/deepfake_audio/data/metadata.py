@@ -16,6 +16,9 @@ from deepfake_audio.data.records import ClipRecord, parse_label
 
 METADATA_FILE = "metadata.csv"
 
+#: Columns naming what must stay on one side of a split, first found wins.
+GROUP_COLUMNS = ("speaker", "group", "source")
+
 
 def find_metadata(folder: str | os.PathLike[str], levels: int = 3) -> Path | None:
     """The nearest ``metadata.csv`` in ``folder`` or up to ``levels`` folders above it.
@@ -33,7 +36,8 @@ def find_metadata(folder: str | os.PathLike[str], levels: int = 3) -> Path | Non
 def apply_metadata(
     records: Sequence[ClipRecord], table: str | os.PathLike[str]
 ) -> list[ClipRecord]:
-    """Fill generator and dataset type from ``table`` (a metadata.csv) where it lists a record.
+    """Fill generator, dataset type and the group (a ``speaker``, ``group`` or ``source``
+    column; a group the layout gave is kept) from ``table`` where it lists a record.
 
     Paths in the CSV are relative to its folder. A row whose label contradicts the record's
     is ignored (the folder decides, as everywhere else).
@@ -53,6 +57,9 @@ def apply_metadata(
             out.append(record)
             continue
         changes = {key: row[key] for key in ("generator", "dataset_type") if row.get(key)}
+        group = next((row[key] for key in GROUP_COLUMNS if row.get(key)), None)
+        if group and record.group is None:  # speakers or source recordings: never split
+            changes["group"] = group
         out.append(record.with_(**changes) if changes else record)
     return out
 

@@ -17,9 +17,14 @@ from typing import Any
 from deepfake_audio.data.balance import BalanceMode, balance
 from deepfake_audio.data.cache import ClipCache, default_cache_dir
 from deepfake_audio.data.layouts import discover
-from deepfake_audio.data.records import ClipRecord
+from deepfake_audio.data.records import VALIDATION, ClipRecord
 from deepfake_audio.data.separation import DEFAULT_DETECTORS, separate
-from deepfake_audio.data.splits import assign_splits, select_splits
+from deepfake_audio.data.splits import (
+    assign_splits,
+    group_by_folder,
+    select_splits,
+    ungrouped_carving,
+)
 
 
 @dataclass
@@ -36,6 +41,7 @@ class DataOptions:
     test_fraction: float = 0.1
     cache_dir: str | None = None
     workers: int | None = None
+    group_by_folder: int | None = None  # the folder level under ROOT naming each speaker
 
     @classmethod
     def from_attributes(cls, source: object) -> DataOptions:
@@ -116,6 +122,28 @@ class _NoBar:
         return None
 
 
+def grouping_report(records: Sequence[ClipRecord], folder_level: int | None) -> dict:
+    """What carving will keep together, and a warning when it must move single files.
+
+    Files without a group (no speaker in the layout or metadata.csv, no ``--group-by-folder``)
+    are carved one at a time, so one speaker may end up in several splits.
+    """
+    missing_validation = not any(r.split == VALIDATION for r in records)
+    single = ungrouped_carving(records, missing_validation)
+    report: dict = {
+        "by": f"folder level {folder_level}" if folder_level else "layout and metadata.csv",
+        "groups": len({r.group for r in records if r.group is not None}),
+        "carved_one_file_at_a_time": single,
+    }
+    if single:
+        report["warning"] = (
+            f"{single} file(s) have no speaker or source group and are carved into splits one "
+            "file at a time, so one speaker may appear in several splits: add a speaker or "
+            "source column to metadata.csv, or name the speaker folder with --group-by-folder N"
+        )
+    return report
+
+
 def prepare(
     root: str | os.PathLike[str],
     options: DataOptions | None = None,
@@ -156,6 +184,9 @@ def prepare(
             )
         )
     silent = sorted(p for p, r in probes.items() if r.silent)
+    if options.group_by_folder:
+        readable = group_by_folder(readable, root, options.group_by_folder)
+    grouping = grouping_report(readable, options.group_by_folder)
     splitted = assign_splits(
         readable,
         validation_fraction=options.validation_fraction,
@@ -178,6 +209,7 @@ def prepare(
             **separated.summary(),
             "findings": [f.to_dict() for f in separated.findings],
         },
+        "grouping": grouping,
         "balance": {"mode": balanced.mode, "before": balanced.before, "after": balanced.after},
         "audio_statistics": audio_statistics(separated.records),
         "final_count": len(balanced.records),

@@ -56,6 +56,14 @@ def format_report(report: dict, examples: int = 5) -> str:
             where = " / ".join(finding["splits"])
             lines.append(f"    {finding['kind']} [{where}]: " + "  <->  ".join(finding["paths"]))
 
+    grouping = report.get("grouping", {})
+    if grouping:
+        lines.append(
+            f"Groups kept on one side of a split (by {grouping['by']}): {grouping['groups']}"
+        )
+        if grouping.get("warning"):
+            lines.append(f"  warning: {grouping['warning']}")
+
     bal = report["balance"]
     lines.append(f"Counts per split and dataset type (balance: {bal['mode']}):")
     if bal["before"]:

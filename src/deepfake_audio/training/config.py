@@ -74,6 +74,7 @@ class TrainConfig:
     test_fraction: float = 0.1
     cache_dir: str | None = None
     workers: int | None = None  # decoding processes (default: all cores)
+    group_by_folder: int | None = None  # folder level under data_root naming each speaker
     max_bad_fraction: float = 0.05  # of a split's files that may be unusable before we stop
     # hardware
     num_workers: int | None = None  # DataLoader workers (default: all cores)
