@@ -18,8 +18,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Score every audio file under --audio-dir with every epoch checkpoint and "
         "the final model of a run folder, plus their ensemble (mean probability of fake). "
         "Writes OUT/model_comparison_<time>.csv (one row per readable file), "
-        "model_summary_<time>.csv, disagreements_<time>.csv and unreadable_<time>.csv. "
-        "Accuracy and EER are reported when fake/real folders give labels.",
+        "model_summary_<time>.csv (ranked when labelled), disagreements_<time>.csv, "
+        "unreadable_<time>.csv, model_by_generator_<time>.csv when the files name their "
+        "generators, and comparison_<time>.json (version, command line, model SHA-256s). "
+        "Accuracy and EER are reported when fake/real folders give labels. A run's final "
+        "model counts once in the ensemble beside the epoch it copies. Exits 1 only when no "
+        "file could be scored.",
     )
     parser.add_argument(
         "--audio-dir", "--audio_dir", dest="audio_dir", required=True, help="folder of audio"
