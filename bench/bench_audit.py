@@ -98,7 +98,9 @@ def audit_command() -> list[str]:
     return [sys.executable, "-m", "deepfake_audio"]
 
 
-def measure(root: Path, paths: list[str], repeats: int, workdir: Path) -> dict[str, list[float]]:
+def measure(
+    root: Path, paths: list[str], repeats: int, workdir: Path, extra: list[str]
+) -> dict[str, list[float]]:
     """Wall seconds of the loop and of a cold audit, ``repeats`` times each, alternating."""
     for path in paths:  # warm the page cache for both alike
         with open(path, "rb") as handle:
@@ -111,7 +113,7 @@ def measure(root: Path, paths: list[str], repeats: int, workdir: Path) -> dict[s
         assert int(out) == len(paths), out
         times["loop"].append(seconds)
         with tempfile.TemporaryDirectory(dir=workdir, prefix="cache-") as cache_dir:
-            command = [*audit_command(), "audit", str(root), "--no-progress"]
+            command = [*audit_command(), "audit", str(root), "--no-progress", *extra]
             seconds, out = time_process([*command, "--cache-dir", cache_dir])
         if f"Files discovered: {len(paths)}" not in out:
             raise RuntimeError(f"the audit did not see {len(paths)} files:\n{out[:2000]}")
@@ -134,14 +136,24 @@ def main() -> None:
         help="corpora (kept and reused) and the empty caches",
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--audit-args",
+        default="",
+        help="more audit options, e.g. '--sample-rate 16000' to also cache the audio "
+        "training reads",
+    )
     args = parser.parse_args()
+    extra = args.audit_args.split()
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
 
     print(f"machine: {len(os.sched_getaffinity(0))} cores, python {sys.version.split()[0]}")
     print(f"command: python {' '.join(sys.argv)}")
-    print(f"audit: {' '.join(audit_command())} audit ROOT --no-progress --cache-dir EMPTY")
+    print(
+        f"audit: {' '.join(audit_command())} audit ROOT --no-progress {' '.join(extra)} "
+        "--cache-dir EMPTY"
+    )
     print(f"load average at start: {load_average()}\n")
     rows = []
     for size in sizes:
@@ -151,7 +163,7 @@ def main() -> None:
         megabytes = sum(os.path.getsize(p) for p in paths) / 1e6
         print(f"{size} files, {megabytes:.0f} MB in {root} (ready in "
               f"{time.perf_counter() - start:.0f} s)", flush=True)  # fmt: skip
-        times = measure(root, paths, args.repeats, workdir)
+        times = measure(root, paths, args.repeats, workdir, extra)
         rows.append((size, {k: statistics.median(v) for k, v in times.items()}, load_average()))
 
     print(f"\nMedian of {args.repeats} fresh processes each (aim: audit/loop <= 0.75)\n")
