@@ -260,6 +260,7 @@ def test_interrupted_run_resumes_to_the_same_result(reference, corpus, cache, wo
     finally:
         signal.signal(signal.SIGINT, sigint)  # Lightning ignores Ctrl-C after catching one
     assert load_resume_state(run / "resume" / "state.safetensors").epoch == 1
+    assert not (run / "resume" / "running.json").exists()  # Ctrl-C is a clean stop
     assert not (run / FINAL_NAME).exists() and len(_history(run)) == 1
     result = train(resume_config(run, {}), resume=True)
     assert _files(run) == EXPECTED_FILES
@@ -288,8 +289,13 @@ def test_killed_run_resumes(corpus: Path, cache: str, workdir: Path) -> None:
     assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
     done = load_resume_state(state).epoch
     assert done >= 1
+    assert (run / "resume" / "running.json").is_file()  # no clean stop removed it
     code = main(["train", "--resume", str(run), "--epochs", str(done + 1), "--no-progress"])
     assert code == 0
+    log = (run / "train.log").read_text()
+    assert "ended without a clean stop: it was killed" in log
+    assert f"resuming from epoch {done}" in log
+    assert not (run / "resume" / "running.json").exists()  # this run stopped cleanly
     epochs = [int(r["epoch"]) for r in _history(run)]
     assert epochs == list(range(1, done + 2))
     names = sorted(p.name for p in run.glob("model_epoch_*"))

@@ -67,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LeakError as exc:
         print(f"error: --strict: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    except (DiscoveryError, AudioDecodeError, ValueError, FileNotFoundError) as exc:
+    except (DiscoveryError, AudioDecodeError, ValueError, FileNotFoundError, MemoryError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from deepfake_audio.augment import AugmentConfig
 from deepfake_audio.data.pipeline import DataOptions
-from deepfake_audio.models.registry import make_config
+from deepfake_audio.models.registry import default_batch_size, make_config
 from deepfake_audio.preprocess import PreprocessConfig
 from deepfake_audio.scoring.options import ScoringOptions
 
@@ -51,7 +51,10 @@ class TrainConfig:
     model: str = "seed_cnn"
     model_config: dict[str, Any] = field(default_factory=dict)  # overrides of model defaults
     epochs: int = 10
-    batch_size: int = 32
+    # clips per batch: None is the model's default (fits 16 GB), "auto" the largest batch up
+    # to it that fits the memory available, accumulating to keep the effective batch
+    batch_size: int | str | None = None
+    accumulate: int = 1  # batches per optimizer step (effective batch = batch_size x this)
     lr: float = 1e-3
     weight_decay: float = 0.0
     seed: int = 0
@@ -86,9 +89,13 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "num_nodes"):
+        for name in ("epochs", "accumulate", "num_nodes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if isinstance(self.batch_size, str) and self.batch_size != "auto":
+            raise ValueError(f"batch_size must be a number or auto, got {self.batch_size!r}")
+        if isinstance(self.batch_size, int) and self.batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
         if not 0.0 <= self.max_bad_fraction <= 1.0:
@@ -121,6 +128,11 @@ class TrainConfig:
         return samples / getattr(config, "sample_rate", MODEL_DEFAULT_RATE)
 
     @property
+    def model_batch(self) -> int:
+        """The model's own default batch (see ``models.registry.default_batch_size``)."""
+        return default_batch_size(self.model)
+
+    @property
     def preprocess(self) -> PreprocessConfig:
         window = self.model_window() if self.window_seconds is None else self.window_seconds
         return PreprocessConfig(self.sample_rate, window, self.normalization)
@@ -130,7 +142,9 @@ class TrainConfig:
         """How validation scores a clip: the scoring engine's options, windows batched by
         ``batch_size``."""
         return ScoringOptions(
-            hop_seconds=self.hop_seconds, aggregation=self.aggregate, batch_size=self.batch_size
+            hop_seconds=self.hop_seconds,
+            aggregation=self.aggregate,
+            batch_size=self.batch_size if isinstance(self.batch_size, int) else self.model_batch,
         )
 
     @property

@@ -134,6 +134,7 @@ class RunRecorder(L.Callback):
         history: list[dict] | None = None,
         skipped: list[list[str]] | None = None,
         command_line: str = "",
+        notes: Sequence[str] = (),
     ) -> None:
         self.run_dir = run_dir
         self.config = config
@@ -143,6 +144,7 @@ class RunRecorder(L.Callback):
         self.history = list(history or [])
         self.skipped = {path: reason for path, reason in skipped or []}
         self.provenance = provenance(command_line)  # version and command, in the run's JSON
+        self.notes = list(notes)  # said in train.log at the start (batch plan, last stop)
         self._handler: logging.Handler | None = None
         self._saved_level = logging.NOTSET
         self._epoch_started = 0.0
@@ -200,6 +202,8 @@ class RunRecorder(L.Callback):
             trainer.world_size,
             self.fingerprint,
         )
+        for note in self.notes:
+            log.info("%s", note)
         if self.start_epoch:
             log.info("resuming after epoch %d", self.start_epoch)
         augment = self.config.augment_config

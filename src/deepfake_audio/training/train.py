@@ -25,22 +25,33 @@ what may change on resume), :mod:`deepfake_audio.training.module` (the Lightning
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import lightning as L
 
+from deepfake_audio.allocator import ENV_SWITCH as KEEP_SWITCH
 from deepfake_audio.augment import build_augmenter
 from deepfake_audio.data.loading import ClipDataModule
 from deepfake_audio.data.pipeline import prepare
 from deepfake_audio.data.records import TRAIN, VALIDATION, ClipRecord, manifest_fingerprint
+from deepfake_audio.fileio import write_text_atomic
 from deepfake_audio.models.registry import build_model
 from deepfake_audio.training.config import TrainConfig, default_output_dir
+from deepfake_audio.training.memory import (
+    BatchPlan,
+    available_memory,
+    gib,
+    measure_step,
+    plan_batch,
+)
 from deepfake_audio.training.module import DetectorModule
 from deepfake_audio.training.resume import RESUME_DIR, RESUME_FILE, ResumeState, load_resume_state
 from deepfake_audio.training.run_folder import (
@@ -195,6 +206,75 @@ def _prepare_resume(run_dir: Path, fingerprint: str) -> ResumeState | None:
     return state
 
 
+#: Written in the run's resume folder while training runs; a kill (an OOM kill among them)
+#: leaves it behind, so the next ``--resume`` can say how the last process ended.
+RUNNING_FILE = "running.json"
+
+
+def _now() -> str:
+    return datetime.now().isoformat(timespec="seconds")
+
+
+def unclean_stop(run_dir: Path) -> str | None:
+    """What to tell a user resuming a run whose last process was killed (no clean stop)."""
+    marker = run_dir / RESUME_DIR / RUNNING_FILE
+    if not marker.is_file():
+        return None
+    try:
+        seen = json.loads(marker.read_text())
+    except ValueError:
+        seen = {}
+    state = run_dir / RESUME_DIR / RESUME_FILE
+    last = f"epoch {load_resume_state(state).epoch}" if state.is_file() else "no completed epoch"
+    return (
+        f"the previous training process (pid {seen.get('pid', '?')}, started "
+        f"{seen.get('started', '?')}) ended without a clean stop: it was killed, perhaps by "
+        f"the kernel for want of memory (see --batch-size auto); resuming from {last}"
+    )
+
+
+def _single_cpu_process(config: TrainConfig) -> bool:
+    import torch
+
+    on_cpu = config.accelerator == "cpu" or (
+        config.accelerator == "auto" and not torch.cuda.is_available()
+    )
+    return on_cpu and str(config.devices) in ("1", "auto") and config.num_nodes == 1
+
+
+def plan_memory(config: TrainConfig) -> BatchPlan:
+    """The batch (and accumulation) this run will use, checked against the memory available.
+
+    On one CPU process a training step is measured first (:mod:`deepfake_audio.training.memory`)
+    and a batch that cannot fit is an error naming the batch that would; ``auto`` picks it.
+    GPU memory and several processes are not measured: the batch is taken as given.
+    """
+    requested = None if config.batch_size == "auto" else (config.batch_size or config.model_batch)
+    if not _single_cpu_process(config):
+        if requested is None:
+            raise ValueError(
+                "--batch-size auto measures CPU memory: give a batch size for GPUs or several "
+                "processes"
+            )
+        return BatchPlan(requested, config.accumulate, 0, None, "not measured (GPU or DDP)")
+    step = measure_step(
+        config.model,
+        config.model_values(),
+        config.preprocess.window_samples,
+        keep_freed_memory=os.environ.get(KEEP_SWITCH, "1") != "0",
+    )
+    return plan_batch(step, requested, config.model_batch, config.accumulate, available_memory())
+
+
+def describe_plan(plan: BatchPlan) -> str:
+    room = "" if plan.available is None else f" of {gib(plan.available)} available ({plan.source})"
+    need = "" if not plan.need else f"; a training step needs about {gib(plan.need)}{room}"
+    return (
+        f"batch {plan.batch_size} x accumulate {plan.accumulate} = effective batch "
+        f"{plan.effective_batch}{need}"
+    )
+
+
 def _drop_later_checkpoints(run_dir: Path, epoch: int) -> None:
     """Epoch files newer than the resume state (killed before the state was saved)."""
     for path in run_dir.glob("model_epoch_*_valacc_*.safetensors"):
@@ -223,6 +303,8 @@ def train(
     rank_zero = _env_rank() == 0
     L.seed_everything(config.seed, workers=True, verbose=False)
     model = build_model(config.model, config.model_values())  # a bad config fails before data
+    plan = plan_memory(config)  # a step that cannot fit stops here, before any data work
+    config.batch_size, config.accumulate = plan.batch_size, plan.accumulate  # into config.json
     augment = config.augment_config
     prepared = prepare(
         config.data_root,
@@ -236,6 +318,11 @@ def train(
     fingerprint = manifest_fingerprint(prepared.records)
 
     state = _prepare_resume(run_dir, fingerprint) if resume else None
+    notes = [describe_plan(plan)]
+    unclean = unclean_stop(run_dir) if resume else None
+    if unclean:
+        log.warning(unclean)
+        notes.append(unclean)
     start_epoch = state.epoch if state else 0
     if start_epoch >= config.epochs:
         raise ValueError(
@@ -278,6 +365,7 @@ def train(
         history=state.history if state else None,
         skipped=state.skipped if state else None,
         command_line=command_line,
+        notes=notes,
     )
     with _quiet_known_noise():  # Lightning's advert comes with the Trainer
         trainer = L.Trainer(
@@ -292,12 +380,16 @@ def train(
             enable_progress_bar=config.progress,
             enable_model_summary=config.progress,
             num_sanity_val_steps=0,
+            accumulate_grad_batches=config.accumulate,
             use_distributed_sampler=False,  # ClipDataModule shards by rank itself
             default_root_dir=run_dir,
             callbacks=[recorder, *callbacks],
         )
     final = best = None
+    marker = run_dir / RESUME_DIR / RUNNING_FILE
     try:
+        if trainer.is_global_zero:  # removed on any clean stop: left behind, it means a kill
+            write_text_atomic(marker, json.dumps({"pid": os.getpid(), "started": _now()}))
         try:
             with _quiet_known_noise():
                 trainer.fit(module, datamodule=data)
@@ -311,6 +403,7 @@ def train(
             final, best = write_final_model(run_dir, chosen), chosen["epoch"]
             log.info("final model %s = epoch %02d (%s)", FINAL_NAME, best, SELECTION_RULE)
     finally:
+        marker.unlink(missing_ok=True)  # a clean stop: finished, interrupted or an error
         recorder.detach_log()
     return TrainResult(
         run_dir=run_dir,

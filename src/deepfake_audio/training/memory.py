@@ -1,0 +1,201 @@
+"""Will a training step fit in memory? Measure it before the first epoch, not after an OOM kill.
+
+A training step's peak memory grows with the batch: the model, the optimizer state and the
+framework cost a fixed amount, and every clip adds its activations (kept for the backward
+pass). :func:`measure_step` runs one forward + backward + Adam step at batch 2 and batch 4 in
+a fresh interpreter (so the measuring process's own peak is untouched, and a step that would
+not fit never runs here) and fits ``peak = fixed + per_clip * batch``. :func:`plan_batch`
+compares that with the memory available (``DEEPFAKE_AUDIO_MEMORY_LIMIT``, the cgroup limit or
+``MemAvailable``) and says which batch fits.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+#: Set to a size (``8G``, ``512M``, bytes) to cap what training may use: for users who share
+#: a machine, and for tests.
+LIMIT_ENV = "DEEPFAKE_AUDIO_MEMORY_LIMIT"
+
+#: Share of the available memory a planned step may use: the loader workers, the heap's
+#: fragmentation and the rest of the process need the remainder.
+HEADROOM = 0.8
+
+_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def parse_size(text: str) -> int:
+    """``8G``, ``512M``, ``1.5G`` or a number of bytes -> bytes."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([KMGT]?)i?B?\s*", text, re.IGNORECASE)
+    if not match:
+        raise ValueError(f"{LIMIT_ENV}={text!r}: give bytes or a size such as 8G or 512M")
+    return int(float(match.group(1)) * _UNITS[match.group(2).upper()])
+
+
+def _cgroup_room() -> int | None:
+    """Bytes this cgroup (v2) may still use, when it has a limit."""
+    base = Path("/sys/fs/cgroup")
+    try:
+        limit = (base / "memory.max").read_text().strip()
+        if limit == "max":
+            return None
+        return int(limit) - int((base / "memory.current").read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _mem_available() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def available_memory() -> tuple[int | None, str]:
+    """Bytes training may still use, and where that figure came from."""
+    if os.environ.get(LIMIT_ENV):
+        return parse_size(os.environ[LIMIT_ENV]), LIMIT_ENV
+    room = [
+        (v, name)
+        for v, name in ((_cgroup_room(), "cgroup"), (_mem_available(), "MemAvailable"))
+        if v
+    ]
+    return min(room) if room else (None, "unknown")
+
+
+@dataclass(frozen=True)
+class StepMemory:
+    """Peak memory of one training step: ``fixed + per_clip * batch`` bytes above the
+    process's size before the step."""
+
+    fixed: int
+    per_clip: int
+
+    def need(self, batch: int) -> int:
+        return self.fixed + self.per_clip * batch
+
+
+# The child: build the model, then one train step at batch 2 and at batch 4 (batch norm needs
+# more than one clip in training mode), reporting the
+# process's peak resident memory (a high-water mark) after building and after each step.
+_PROBE = """
+import json, resource, sys
+values = json.loads(sys.argv[1])
+if values["keep_freed_memory"]:
+    from deepfake_audio.allocator import keep_freed_memory
+    keep_freed_memory()
+import torch
+from deepfake_audio.models.registry import build_model
+torch.manual_seed(0)
+model = build_model(values["model"], values["config"]).train()
+optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+PROBE_BATCHES = (2, 4)
+peaks = [resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024]
+for batch in PROBE_BATCHES:
+    audio = torch.randn(batch, values["samples"])
+    labels = torch.arange(batch) % 2
+    loss = torch.nn.functional.cross_entropy(model(audio), labels)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    peaks.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+print(json.dumps(peaks))
+"""
+
+
+def measure_step(
+    model: str, config: dict[str, Any], samples: int, *, keep_freed_memory: bool = True
+) -> StepMemory:
+    """Measure a training step of ``model`` on ``samples``-sample windows (see the module
+    docstring). Takes a few seconds: a fresh interpreter imports torch and runs two steps."""
+    values = {
+        "model": model,
+        "config": config,
+        "samples": samples,
+        "keep_freed_memory": keep_freed_memory,
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, json.dumps(values)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"measuring a training step failed: {done.stderr.strip()[-500:]}")
+    built, small, large = json.loads(done.stdout.strip().splitlines()[-1])  # batch 2, 4
+    per_clip = max((large - small) // 2, 1)
+    return StepMemory(fixed=max(small - built - 2 * per_clip, 0), per_clip=per_clip)
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """The batch a run will use, how many batches make one optimizer step, and why."""
+
+    batch_size: int
+    accumulate: int
+    need: int  # bytes the step is expected to take
+    available: int | None
+    source: str
+
+    @property
+    def effective_batch(self) -> int:
+        return self.batch_size * self.accumulate
+
+
+def gib(size: float) -> str:
+    return f"{size / 2**30:.1f} GB"
+
+
+def plan_batch(
+    step: StepMemory,
+    batch_size: int | None,
+    default_batch: int,
+    accumulate: int,
+    available: tuple[int | None, str],
+) -> BatchPlan:
+    """Check ``batch_size`` (None: ``auto``) against the memory available.
+
+    ``auto`` takes the model's default batch if it fits, else the largest that does, and
+    accumulates gradients so that the effective batch stays the default one. An explicit
+    batch that will not fit is a ``MemoryError`` naming the need, the room and the batch that
+    would fit; it is raised before any training, instead of an OOM kill in the first batch.
+    """
+    room, source = available
+    budget = None if room is None else int(room * HEADROOM)
+    fits = None if budget is None else (budget - step.fixed) // step.per_clip
+    if batch_size is None:
+        if fits is None or fits >= default_batch:
+            return BatchPlan(default_batch, accumulate, step.need(default_batch), room, source)
+        if fits < 1:
+            raise MemoryError(_too_big(step, 1, room, source, fits))
+        steps = math.ceil(default_batch / fits)  # batches per optimizer step
+        chosen = math.ceil(default_batch / steps)  # <= fits; chosen x steps >= default
+        return BatchPlan(chosen, accumulate * steps, step.need(chosen), room, source)
+    if fits is not None and batch_size > fits:
+        raise MemoryError(_too_big(step, batch_size, room, source, fits))
+    return BatchPlan(batch_size, accumulate, step.need(batch_size), room, source)
+
+
+def _too_big(step: StepMemory, batch: int, room: int | None, source: str, fits: int) -> str:
+    advice = (
+        f"--batch-size {fits} fits (or --batch-size auto, which keeps the effective batch "
+        "with gradient accumulation)"
+        if fits >= 1
+        else "not even a batch of 1 fits: free memory, or use a machine with more"
+    )
+    return (
+        f"a training step at batch {batch} needs about {gib(step.need(batch))} (measured: "
+        f"{gib(step.fixed)} + {gib(step.per_clip)} per clip), but only {gib(room or 0)} is "
+        f"available ({source}; a step may use {HEADROOM:.0%} of it): {advice}"
+    )
