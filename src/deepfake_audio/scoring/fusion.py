@@ -50,11 +50,8 @@ class FusionError(ValueError):
 def fingerprint(path: str | os.PathLike[str]) -> str:
     """SHA-1 of the file's bytes: cheap next to inference, and changes with any weight or
     metadata edit, so a fusion never silently runs on a retrained model of the same name."""
-    digest = hashlib.sha1()
     with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha1").hexdigest()
 
 
 def logit_features(scores: np.ndarray) -> np.ndarray:
