@@ -96,9 +96,8 @@ def run(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - began
     comparison = compare(table)
     print(format_report(comparison, top=args.top))
-    models = [s for s in table.lineup.sources.values() if s]
     written = write_comparison(
-        comparison, args.output_dir, stamp, provenance(args.command_line, models)
+        comparison, args.output_dir, stamp, provenance(args.command_line, table.lineup.files)
     )
     rate = len(records) / elapsed if elapsed > 0 else float("inf")
     print(f"\n{len(records)} files in {elapsed:.1f} s ({rate:.1f} files/s)")

@@ -58,10 +58,9 @@ def run(args: argparse.Namespace) -> int:
         "threshold_override": args.threshold,
         "fusion": args.fusion,
     }
-    models = [s for s in table.lineup.sources.values() if s]
     written = write_evaluation(
         evaluation, args.output_dir, settings=settings,
-        provenance=provenance(args.command_line, models),
+        provenance=provenance(args.command_line, table.lineup.files),
     )  # fmt: skip
     print(format_summary(evaluation))
     for kind, path in written.items():

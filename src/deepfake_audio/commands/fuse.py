@@ -76,8 +76,7 @@ def run(args: argparse.Namespace) -> int:
         "dataset_types": args.dataset_types,
     }
     table = score_records(args.models, records, scoring_options(args), description="fusing")
-    models = [s for s in table.lineup.sources.values() if s]
-    fitted["provenance"] = provenance(args.command_line, models)
+    fitted["provenance"] = provenance(args.command_line, table.lineup.files)
     fusion = fit_on_table(table, regularization=args.regularization, fitted=fitted)
     for path, reason in table.unreadable:
         print(f"unreadable {path}: {reason}", file=sys.stderr)

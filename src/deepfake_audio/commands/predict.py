@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         sources = table.lineup.sources
         document = {
-            "provenance": provenance(args.command_line, [s for s in sources.values() if s]),
+            "provenance": provenance(args.command_line, table.lineup.files),
             "models": {name: sources[name] for name in table.lineup.names},
             **({"fusion": sources[FUSION]} if FUSION in sources else {}),
             "aggregate": args.aggregate,

@@ -98,6 +98,11 @@ class Lineup:
     aliases: dict[str, str] = field(default_factory=dict)
 
     @property
+    def files(self) -> list[str]:
+        """The checkpoint (and fusion) files behind the lineup, for provenance."""
+        return [source for source in self.sources.values() if source]
+
+    @property
     def distinct(self) -> list[str]:
         """The detectors that are not aliases of another: the ensemble's members and voters."""
         return [n for n in self.names if n not in self.aliases]
