@@ -16,6 +16,7 @@ batches, so torch uses every core (or the GPU) for one batch.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -24,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from deepfake_audio import allocator
 from deepfake_audio.checkpoints import Detector
 from deepfake_audio.data.records import FAKE, ClipRecord
 from deepfake_audio.preprocess import PreprocessConfig
@@ -34,6 +36,9 @@ from deepfake_audio.scoring.windows import PreparedFile, prepare_files
 
 if TYPE_CHECKING:
     from deepfake_audio.scoring.fusion import Fusion
+
+
+log = logging.getLogger(__name__)
 
 
 def fake_probability(logits: torch.Tensor) -> torch.Tensor:
@@ -102,6 +107,8 @@ def score_prepared(
                 per_file[k][scorer.name] = ClipScore(
                     aggregate(own, options.aggregation), own, starts
                 )
+        if allocator.enforce_budget():  # grown past the budget: freed memory is given back
+            log.warning("allocator: %s", allocator.decision().reason)
         scored = iter(per_file)
         return [(f, {} if f.error else next(scored)) for f in buffer]
 

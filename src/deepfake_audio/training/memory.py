@@ -5,73 +5,24 @@ framework cost a fixed amount, and every clip adds its activations (kept for the
 pass). :func:`measure_step` runs one forward + backward + Adam step at batch 2 and batch 4 in
 a fresh interpreter (so the measuring process's own peak is untouched, and a step that would
 not fit never runs here) and fits ``peak = fixed + per_clip * batch``. :func:`plan_batch`
-compares that with the memory available (``DEEPFAKE_AUDIO_MEMORY_LIMIT``, the cgroup limit or
-``MemAvailable``) and says which batch fits.
+compares that with the memory available (:func:`deepfake_audio.memory_budget.available_memory`)
+and says which batch fits.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import re
 import subprocess
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-#: Set to a size (``8G``, ``512M``, bytes) to cap what training may use: for users who share
-#: a machine, and for tests.
-LIMIT_ENV = "DEEPFAKE_AUDIO_MEMORY_LIMIT"
+from deepfake_audio.memory_budget import gib
 
 #: Share of the available memory a planned step may use: the loader workers, the heap's
 #: fragmentation and the rest of the process need the remainder.
 HEADROOM = 0.8
-
-_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
-
-
-def parse_size(text: str) -> int:
-    """``8G``, ``512M``, ``1.5G`` or a number of bytes -> bytes."""
-    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([KMGT]?)i?B?\s*", text, re.IGNORECASE)
-    if not match:
-        raise ValueError(f"{LIMIT_ENV}={text!r}: give bytes or a size such as 8G or 512M")
-    return int(float(match.group(1)) * _UNITS[match.group(2).upper()])
-
-
-def _cgroup_room() -> int | None:
-    """Bytes this cgroup (v2) may still use, when it has a limit."""
-    base = Path("/sys/fs/cgroup")
-    try:
-        limit = (base / "memory.max").read_text().strip()
-        if limit == "max":
-            return None
-        return int(limit) - int((base / "memory.current").read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def _mem_available() -> int | None:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
-def available_memory() -> tuple[int | None, str]:
-    """Bytes training may still use, and where that figure came from."""
-    if os.environ.get(LIMIT_ENV):
-        return parse_size(os.environ[LIMIT_ENV]), LIMIT_ENV
-    room = [
-        (v, name)
-        for v, name in ((_cgroup_room(), "cgroup"), (_mem_available(), "MemAvailable"))
-        if v
-    ]
-    return min(room) if room else (None, "unknown")
 
 
 @dataclass(frozen=True)
@@ -151,10 +102,6 @@ class BatchPlan:
     @property
     def effective_batch(self) -> int:
         return self.batch_size * self.accumulate
-
-
-def gib(size: float) -> str:
-    return f"{size / 2**30:.1f} GB"
 
 
 def plan_batch(

@@ -21,6 +21,7 @@ import lightning as L
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from deepfake_audio import allocator
 from deepfake_audio.checkpoints import FINAL_NAME, save_checkpoint
 from deepfake_audio.data.listing import MANIFEST_FILE
 from deepfake_audio.data.pipeline import PreparedData
@@ -219,6 +220,10 @@ class RunRecorder(L.Callback):
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._epoch_started = time.perf_counter()
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: object) -> None:
+        if allocator.enforce_budget():  # grown past the budget: freed memory is given back
+            log.warning("allocator: %s", allocator.decision().reason)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero:

@@ -37,21 +37,16 @@ from pathlib import Path
 
 import lightning as L
 
-from deepfake_audio.allocator import ENV_SWITCH as KEEP_SWITCH
+from deepfake_audio import allocator
 from deepfake_audio.augment import build_augmenter
 from deepfake_audio.data.loading import ClipDataModule
 from deepfake_audio.data.pipeline import prepare
 from deepfake_audio.data.records import TRAIN, VALIDATION, ClipRecord, manifest_fingerprint
 from deepfake_audio.fileio import write_text_atomic
+from deepfake_audio.memory_budget import available_memory, gib
 from deepfake_audio.models.registry import build_model
 from deepfake_audio.training.config import TrainConfig, default_output_dir
-from deepfake_audio.training.memory import (
-    BatchPlan,
-    available_memory,
-    gib,
-    measure_step,
-    plan_batch,
-)
+from deepfake_audio.training.memory import BatchPlan, measure_step, plan_batch
 from deepfake_audio.training.module import DetectorModule
 from deepfake_audio.training.resume import RESUME_DIR, RESUME_FILE, ResumeState, load_resume_state
 from deepfake_audio.training.run_folder import (
@@ -261,7 +256,7 @@ def plan_memory(config: TrainConfig) -> BatchPlan:
         config.model,
         config.model_values(),
         config.preprocess.window_samples,
-        keep_freed_memory=os.environ.get(KEEP_SWITCH, "1") != "0",
+        keep_freed_memory=allocator.decision().enabled,  # measured as the run will allocate
     )
     return plan_batch(step, requested, config.model_batch, config.accumulate, available_memory())
 
@@ -318,7 +313,7 @@ def train(
     fingerprint = manifest_fingerprint(prepared.records)
 
     state = _prepare_resume(run_dir, fingerprint) if resume else None
-    notes = [describe_plan(plan)]
+    notes = [describe_plan(plan), f"allocator: {allocator.decision().reason}"]
     unclean = unclean_stop(run_dir) if resume else None
     if unclean:
         log.warning(unclean)
