@@ -221,3 +221,27 @@ def test_lineup_names_thresholds_and_ensemble(tmp_path: Path) -> None:
     assert set(single.with_fused({"a": np.array([0.3])})) == {"a"}
     with pytest.raises(ValueError, match="no model"):
         make_lineup([])
+
+
+def test_a_low_budget_shrinks_the_batch_of_windows(files, detectors, monkeypatch, caplog) -> None:
+    """Under a memory budget scoring takes smaller batches, never a different score."""
+    from deepfake_audio.scoring import engine
+
+    reference = table(detectors[:1], files, batch_size=64)
+    monkeypatch.setattr(engine, "available_memory", lambda: (100 * 2**20, "test"))
+    monkeypatch.setattr(engine, "window_memory", lambda model, samples: 10 * 2**20)
+    with caplog.at_level("WARNING", logger="deepfake_audio.scoring.engine"):
+        shrunk = table(detectors[:1], files, batch_size=64)
+    assert shrunk.options.batch_size == 8  # 0.8 x 100 MB / 10 MB a window
+    assert "scoring in batches of 8 windows instead of 64" in caplog.text
+    name = model_names(detectors[:1])[0]
+    np.testing.assert_allclose(shrunk.p_fake[name], reference.p_fake[name], atol=1e-6)
+
+
+def test_window_memory_is_measured() -> None:
+    """A 4 s window of seed_cnn: 32 channels of 64,000 float32 samples and more (over 8 MB)."""
+    from deepfake_audio.models.registry import build_model
+    from deepfake_audio.scoring.engine import window_memory
+
+    model = build_model("seed_cnn", {"input_samples": 64000})
+    assert window_memory(model, 64000) > 8 * 2**20

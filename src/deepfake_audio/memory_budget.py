@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 #: Set to a size (``8G``, ``512M``, bytes) to cap what training may use: for users who share
@@ -72,3 +73,26 @@ def resident_memory() -> int | None:
 
 def gib(size: float) -> str:
     return f"{size / 2**30:.1f} GB"
+
+
+def _status_bytes(field: str) -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def peak_growth(work: Callable[[], object]) -> int | None:
+    """Bytes the resident memory peaked above its level before ``work()``, or None where the
+    kernel cannot reset the peak (``/proc/self/clear_refs``, Linux 4.0+)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # VmHWM := the current resident size
+    except OSError:
+        return None
+    before = _status_bytes("VmHWM")
+    work()
+    after = _status_bytes("VmHWM")
+    return None if before is None or after is None else max(0, after - before)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -28,6 +28,7 @@ from torch import nn
 from deepfake_audio import allocator
 from deepfake_audio.checkpoints import Detector
 from deepfake_audio.data.records import FAKE, ClipRecord
+from deepfake_audio.memory_budget import available_memory, gib, peak_growth
 from deepfake_audio.preprocess import PreprocessConfig
 from deepfake_audio.scoring.lineup import make_lineup
 from deepfake_audio.scoring.options import ScoringOptions, aggregate
@@ -138,6 +139,48 @@ def score_prepared(
             bar.close()
 
 
+#: Share of the memory available a batch of windows may use.
+BATCH_HEADROOM = 0.8
+
+
+def window_memory(model: nn.Module, window_samples: int) -> int | None:
+    """Memory one more window adds to an inference batch of ``model``, measured as the peak
+    growth of a 2-window batch after a 1-window one (None where it cannot be measured).
+
+    Kept freed memory serves the first window's share again, so the growth is about one
+    window; with glibc's default it is two, which only errs on the safe side.
+    """
+    windows = np.zeros((2, window_samples), dtype=np.float32)
+    score_windows(model, windows[:1])  # what does not grow with the batch is allocated now
+    return peak_growth(lambda: score_windows(model, windows))
+
+
+def fit_batch(
+    scorers: Sequence[Scorer], configs: Sequence[PreprocessConfig], options: ScoringOptions
+) -> tuple[ScoringOptions, str | None]:
+    """``options`` with a batch of windows that fits the memory available, and a note when
+    it had to shrink (scoring then takes longer rather than dying of memory).
+
+    Measured per model on the CPU only; a GPU's memory is the framework's to manage.
+    """
+    room, source = available_memory()
+    on_cpu = [s for s in scorers if next(s.model.parameters()).device.type == "cpu"]
+    if room is None or not on_cpu:
+        return options, None
+    sizes = [window_memory(s.model, configs[s.window_set].window_samples) for s in on_cpu]
+    per_window = max((size for size in sizes if size), default=0)
+    if not per_window:
+        return options, None
+    fits = max(1, int(room * BATCH_HEADROOM) // per_window)
+    if fits >= options.batch_size:
+        return options, None
+    note = (
+        f"scoring in batches of {fits} windows instead of {options.batch_size}: a window "
+        f"takes about {gib(per_window)} and {gib(room)} is available ({source})"
+    )
+    return replace(options, batch_size=fits), note
+
+
 def _scorers(
     detectors: Sequence[Detector], names: Sequence[str]
 ) -> tuple[list[PreprocessConfig], list[Scorer]]:
@@ -166,6 +209,9 @@ def score_table(
     """
     lineup = make_lineup(detectors, threshold=options.threshold, fusion=fusion)
     configs, scorers = _scorers(detectors, lineup.names)
+    options, note = fit_batch(scorers, configs, options)  # shrink the batch, never die of it
+    if note:
+        log.warning("%s", note)
     prepared = prepare_files(
         [r.path for r in records], configs, hop_seconds=options.hop_seconds, workers=options.workers
     )
