@@ -10,7 +10,7 @@ import pytest
 
 from deepfake_audio.cli import main
 from deepfake_audio.memory_budget import LIMIT_ENV, parse_size
-from deepfake_audio.training import train as train_module
+from deepfake_audio.training import memory as memory_module
 from deepfake_audio.training.memory import StepMemory, measure_step, plan_batch
 
 GIB = 2**30
@@ -61,7 +61,7 @@ def _train_args(corpus: Path, tmp_path: Path, run: str) -> list[str]:
 
 def test_a_budget_too_low_is_a_one_line_error(corpus, tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.setattr(
-        train_module, "measure_step", lambda *a, **k: StepMemory(GIB // 10, GIB // 10)
+        memory_module, "measure_step", lambda *a, **k: StepMemory(GIB // 10, GIB // 10)
     )
     monkeypatch.setenv(LIMIT_ENV, "1G")  # 0.8 GB for a step: 0.1 GB + 7 clips of 0.1 GB
     assert main([*_train_args(corpus, tmp_path, "run"), "--batch-size", "16"]) == 1
@@ -73,7 +73,7 @@ def test_a_budget_too_low_is_a_one_line_error(corpus, tmp_path, monkeypatch, cap
 
 def test_batch_size_auto_fits_the_budget(corpus, tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(
-        train_module, "measure_step", lambda *a, **k: StepMemory(GIB // 10, GIB // 10)
+        memory_module, "measure_step", lambda *a, **k: StepMemory(GIB // 10, GIB // 10)
     )
     monkeypatch.setenv(LIMIT_ENV, "1G")
     assert main([*_train_args(corpus, tmp_path, "run"), "--batch-size", "auto"]) == 0

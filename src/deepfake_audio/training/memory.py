@@ -18,7 +18,9 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from deepfake_audio.memory_budget import gib
+from deepfake_audio import allocator
+from deepfake_audio.memory_budget import available_memory, gib
+from deepfake_audio.training.config import TrainConfig
 
 #: Share of the available memory a planned step may use: the loader workers, the heap's
 #: fragmentation and the rest of the process need the remainder.
@@ -145,4 +147,46 @@ def _too_big(step: StepMemory, batch: int, room: int | None, source: str, fits: 
         f"a training step at batch {batch} needs about {gib(step.need(batch))} (measured: "
         f"{gib(step.fixed)} + {gib(step.per_clip)} per clip), but only {gib(room or 0)} is "
         f"available ({source}; a step may use {HEADROOM:.0%} of it): {advice}"
+    )
+
+
+def _single_cpu_process(config: TrainConfig) -> bool:
+    import torch
+
+    on_cpu = config.accelerator == "cpu" or (
+        config.accelerator == "auto" and not torch.cuda.is_available()
+    )
+    return on_cpu and str(config.devices) in ("1", "auto") and config.num_nodes == 1
+
+
+def plan_memory(config: TrainConfig) -> BatchPlan:
+    """The batch (and accumulation) this run will use, checked against the memory available.
+
+    On one CPU process a training step is measured first (:mod:`deepfake_audio.training.memory`)
+    and a batch that cannot fit is an error naming the batch that would; ``auto`` picks it.
+    GPU memory and several processes are not measured: the batch is taken as given.
+    """
+    requested = None if config.batch_size == "auto" else (config.batch_size or config.model_batch)
+    if not _single_cpu_process(config):
+        if requested is None:
+            raise ValueError(
+                "--batch-size auto measures CPU memory: give a batch size for GPUs or several "
+                "processes"
+            )
+        return BatchPlan(requested, config.accumulate, 0, None, "not measured (GPU or DDP)")
+    step = measure_step(
+        config.model,
+        config.model_values(),
+        config.preprocess.window_samples,
+        keep_freed_memory=allocator.decision().enabled,  # measured as the run will allocate
+    )
+    return plan_batch(step, requested, config.model_batch, config.accumulate, available_memory())
+
+
+def describe_plan(plan: BatchPlan) -> str:
+    room = "" if plan.available is None else f" of {gib(plan.available)} available ({plan.source})"
+    need = "" if not plan.need else f"; a training step needs about {gib(plan.need)}{room}"
+    return (
+        f"batch {plan.batch_size} x accumulate {plan.accumulate} = effective batch "
+        f"{plan.effective_batch}{need}"
     )

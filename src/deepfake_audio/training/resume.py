@@ -7,7 +7,9 @@ Nothing is ever unpickled to resume.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -109,4 +111,32 @@ def load_resume_state(path: Path) -> ResumeState:
         model_state=model_state,
         optimizer_state=_unflatten_optimizer(optimizer_tensors, meta["optimizer"]),
         torch_rng=tensors.get("rng.torch"),
+    )
+
+
+#: Written in the run's resume folder while training runs; a kill (an OOM kill among them)
+#: leaves it behind, so the next ``--resume`` can say how the last process ended.
+RUNNING_FILE = "running.json"
+
+
+def running_marker() -> str:
+    """The marker's content: who is training, since when."""
+    return json.dumps({"pid": os.getpid(), "started": datetime.now().isoformat(timespec="seconds")})
+
+
+def unclean_stop(run_dir: Path) -> str | None:
+    """What to tell a user resuming a run whose last process was killed (no clean stop)."""
+    marker = run_dir / RESUME_DIR / RUNNING_FILE
+    if not marker.is_file():
+        return None
+    try:
+        seen = json.loads(marker.read_text())
+    except ValueError:
+        seen = {}
+    state = run_dir / RESUME_DIR / RESUME_FILE
+    last = f"epoch {load_resume_state(state).epoch}" if state.is_file() else "no completed epoch"
+    return (
+        f"the previous training process (pid {seen.get('pid', '?')}, started "
+        f"{seen.get('started', '?')}) ended without a clean stop: it was killed, perhaps by "
+        f"the kernel for want of memory (see --batch-size auto); resuming from {last}"
     )

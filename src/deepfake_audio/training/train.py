@@ -25,14 +25,12 @@ what may change on resume), :mod:`deepfake_audio.training.module` (the Lightning
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 import lightning as L
@@ -43,12 +41,19 @@ from deepfake_audio.data.loading import ClipDataModule
 from deepfake_audio.data.pipeline import prepare
 from deepfake_audio.data.records import TRAIN, VALIDATION, ClipRecord, manifest_fingerprint
 from deepfake_audio.fileio import write_text_atomic
-from deepfake_audio.memory_budget import available_memory, gib
 from deepfake_audio.models.registry import build_model
 from deepfake_audio.training.config import TrainConfig, default_output_dir
-from deepfake_audio.training.memory import BatchPlan, measure_step, plan_batch
+from deepfake_audio.training.memory import describe_plan, plan_memory
 from deepfake_audio.training.module import DetectorModule
-from deepfake_audio.training.resume import RESUME_DIR, RESUME_FILE, ResumeState, load_resume_state
+from deepfake_audio.training.resume import (
+    RESUME_DIR,
+    RESUME_FILE,
+    RUNNING_FILE,
+    ResumeState,
+    load_resume_state,
+    running_marker,
+    unclean_stop,
+)
 from deepfake_audio.training.run_folder import (
     FINAL_NAME,
     SELECTION_RULE,
@@ -201,75 +206,6 @@ def _prepare_resume(run_dir: Path, fingerprint: str) -> ResumeState | None:
     return state
 
 
-#: Written in the run's resume folder while training runs; a kill (an OOM kill among them)
-#: leaves it behind, so the next ``--resume`` can say how the last process ended.
-RUNNING_FILE = "running.json"
-
-
-def _now() -> str:
-    return datetime.now().isoformat(timespec="seconds")
-
-
-def unclean_stop(run_dir: Path) -> str | None:
-    """What to tell a user resuming a run whose last process was killed (no clean stop)."""
-    marker = run_dir / RESUME_DIR / RUNNING_FILE
-    if not marker.is_file():
-        return None
-    try:
-        seen = json.loads(marker.read_text())
-    except ValueError:
-        seen = {}
-    state = run_dir / RESUME_DIR / RESUME_FILE
-    last = f"epoch {load_resume_state(state).epoch}" if state.is_file() else "no completed epoch"
-    return (
-        f"the previous training process (pid {seen.get('pid', '?')}, started "
-        f"{seen.get('started', '?')}) ended without a clean stop: it was killed, perhaps by "
-        f"the kernel for want of memory (see --batch-size auto); resuming from {last}"
-    )
-
-
-def _single_cpu_process(config: TrainConfig) -> bool:
-    import torch
-
-    on_cpu = config.accelerator == "cpu" or (
-        config.accelerator == "auto" and not torch.cuda.is_available()
-    )
-    return on_cpu and str(config.devices) in ("1", "auto") and config.num_nodes == 1
-
-
-def plan_memory(config: TrainConfig) -> BatchPlan:
-    """The batch (and accumulation) this run will use, checked against the memory available.
-
-    On one CPU process a training step is measured first (:mod:`deepfake_audio.training.memory`)
-    and a batch that cannot fit is an error naming the batch that would; ``auto`` picks it.
-    GPU memory and several processes are not measured: the batch is taken as given.
-    """
-    requested = None if config.batch_size == "auto" else (config.batch_size or config.model_batch)
-    if not _single_cpu_process(config):
-        if requested is None:
-            raise ValueError(
-                "--batch-size auto measures CPU memory: give a batch size for GPUs or several "
-                "processes"
-            )
-        return BatchPlan(requested, config.accumulate, 0, None, "not measured (GPU or DDP)")
-    step = measure_step(
-        config.model,
-        config.model_values(),
-        config.preprocess.window_samples,
-        keep_freed_memory=allocator.decision().enabled,  # measured as the run will allocate
-    )
-    return plan_batch(step, requested, config.model_batch, config.accumulate, available_memory())
-
-
-def describe_plan(plan: BatchPlan) -> str:
-    room = "" if plan.available is None else f" of {gib(plan.available)} available ({plan.source})"
-    need = "" if not plan.need else f"; a training step needs about {gib(plan.need)}{room}"
-    return (
-        f"batch {plan.batch_size} x accumulate {plan.accumulate} = effective batch "
-        f"{plan.effective_batch}{need}"
-    )
-
-
 def _drop_later_checkpoints(run_dir: Path, epoch: int) -> None:
     """Epoch files newer than the resume state (killed before the state was saved)."""
     for path in run_dir.glob("model_epoch_*_valacc_*.safetensors"):
@@ -384,7 +320,7 @@ def train(
     marker = run_dir / RESUME_DIR / RUNNING_FILE
     try:
         if trainer.is_global_zero:  # removed on any clean stop: left behind, it means a kill
-            write_text_atomic(marker, json.dumps({"pid": os.getpid(), "started": _now()}))
+            write_text_atomic(marker, running_marker())
         try:
             with _quiet_known_noise():
                 trainer.fit(module, datamodule=data)
