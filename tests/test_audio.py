@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import struct
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import soundfile as sf
 
 from deepfake_audio.audio import (
     AUDIO_EXTENSIONS,
+    MAX_FILE_MB_ENV,
     AudioDecodeError,
     audio_content_hash,
     decode_bytes,
@@ -289,17 +291,40 @@ def test_read_bytes_and_stat_describe_the_same_file(tmp_path: Path) -> None:
     assert (stat.st_size, stat.st_mtime_ns) == (path.stat().st_size, path.stat().st_mtime_ns)
     with pytest.raises(AudioDecodeError, match="cannot read"):
         read_bytes_and_stat(tmp_path / "missing.wav")
-    with pytest.raises(AudioDecodeError, match="cannot read"):
-        read_bytes_and_stat(tmp_path)  # a folder
+    with pytest.raises(AudioDecodeError, match=r"not a regular file \(a folder\)"):
+        read_bytes_and_stat(tmp_path)
 
 
-@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc")
-def test_a_file_of_unknown_size_is_read_to_its_end() -> None:
-    read_end, write_end = os.pipe()  # fstat gives a pipe no size
-    os.write(write_end, b"RIFF" * 1000)
-    os.close(write_end)
+def test_special_files_are_refused_without_waiting(tmp_path: Path) -> None:
+    """A FIFO (no writer: a plain open would wait forever), a pipe, and a symlink named like
+    audio pointing at /dev/zero (endless) are refused at once, naming what they are."""
+    fifo = tmp_path / "x.wav"
+    os.mkfifo(fifo)
+    zero = tmp_path / "zero.wav"
+    zero.symlink_to("/dev/zero")
+    read_end, write_end = os.pipe()
+
+    def blocked(signum, frame):
+        raise AssertionError("reading blocked on a special file")
+
+    previous = signal.signal(signal.SIGALRM, blocked)
+    signal.alarm(30)  # a guard against hanging the suite, not a timing assertion
     try:
-        data, _ = read_bytes_and_stat(f"/proc/self/fd/{read_end}")
+        for path, kind in ((fifo, "a FIFO"), (zero, "a character device"),
+                           (f"/proc/self/fd/{read_end}", "a FIFO")):  # fmt: skip
+            with pytest.raises(AudioDecodeError, match=f"not a regular file \\({kind}\\)"):
+                read_bytes_and_stat(path)
     finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
         os.close(read_end)
-    assert data == b"RIFF" * 1000
+        os.close(write_end)
+
+
+def test_reads_are_bounded(tmp_path: Path, monkeypatch) -> None:
+    path = write_audio(tmp_path / "x.wav", tone(1.0), 16000)  # 32 kB of samples
+    monkeypatch.setenv(MAX_FILE_MB_ENV, "0.01")  # 10 kB
+    with pytest.raises(AudioDecodeError, match=f"over 0 MB .*{MAX_FILE_MB_ENV}"):
+        read_bytes_and_stat(path)
+    monkeypatch.setenv(MAX_FILE_MB_ENV, "1")
+    assert read_bytes_and_stat(path)[0] == path.read_bytes()

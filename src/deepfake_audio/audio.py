@@ -14,6 +14,7 @@ import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISBLK, S_ISCHR, S_ISDIR, S_ISFIFO, S_ISREG, S_ISSOCK
 
 import numpy as np
 import soundfile as sf
@@ -221,19 +222,64 @@ def read_bytes_and_stat(path: str | os.PathLike[str]) -> tuple[bytes, os.stat_re
     not five); one that grew meanwhile, or whose size is unknown, is read on to its end. OS
     errors become :class:`AudioDecodeError`.
     """
+    limit = max_file_bytes()
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        # O_NONBLOCK: opening a FIFO without a writer must not wait for one (it is refused
+        # below); the flag changes nothing for a regular file.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_BINARY", 0))
         try:
-            stat = os.fstat(fd)
+            stat = os.fstat(fd)  # of what was opened, symlinks followed: no device slips in
+            if not S_ISREG(stat.st_mode):
+                raise AudioDecodeError(path, f"not a regular file ({_file_kind(stat.st_mode)})")
+            if stat.st_size > limit:
+                raise AudioDecodeError(path, _too_large(stat.st_size, limit))
             data = os.read(fd, stat.st_size + 1) if stat.st_size < _ONE_READ else b""
-            if len(data) != stat.st_size:  # grew, huge, or no size (a pipe): on to the end
+            if len(data) != stat.st_size:  # grew, or huge: on to the end, bounded
                 with open(fd, "rb", buffering=0, closefd=False) as handle:
-                    data += handle.readall()
+                    data += handle.read(limit + 1 - len(data))
+            if len(data) > limit:
+                raise AudioDecodeError(path, _too_large(len(data), limit))
         finally:
             os.close(fd)
     except OSError as exc:
         raise AudioDecodeError(path, f"cannot read file ({exc.strerror or exc})") from exc
     return data, stat
+
+
+#: Environment variable capping the bytes read from one file, in MB (default 2048).
+MAX_FILE_MB_ENV = "DEEPFAKE_AUDIO_MAX_FILE_MB"
+DEFAULT_MAX_FILE_MB = 2048
+
+
+def max_file_bytes() -> int:
+    """The most bytes read from one file (``DEEPFAKE_AUDIO_MAX_FILE_MB``, default 2 GB):
+    a scanned folder may hold anything, and one file must not exhaust memory."""
+    text = os.environ.get(MAX_FILE_MB_ENV, "")
+    try:
+        megabytes = float(text) if text else DEFAULT_MAX_FILE_MB
+    except ValueError:
+        megabytes = DEFAULT_MAX_FILE_MB
+    return int(megabytes * 2**20)
+
+
+def _too_large(size: int, limit: int) -> str:
+    return (
+        f"file is over {limit / 2**20:.0f} MB (read {size / 2**20:.0f} MB); raise "
+        f"{MAX_FILE_MB_ENV} to read it"
+    )
+
+
+_KINDS = (
+    (S_ISFIFO, "a FIFO"),
+    (S_ISCHR, "a character device"),
+    (S_ISBLK, "a block device"),
+    (S_ISSOCK, "a socket"),
+    (S_ISDIR, "a folder"),
+)
+
+
+def _file_kind(mode: int) -> str:
+    return next((name for test, name in _KINDS if test(mode)), "not a plain file")
 
 
 def read_bytes(path: str | os.PathLike[str]) -> bytes:

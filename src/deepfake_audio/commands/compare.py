@@ -61,6 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from deepfake_audio.audio import AUDIO_EXTENSIONS
     from deepfake_audio.data.listing import scoring_inputs
     from deepfake_audio.provenance import provenance
     from deepfake_audio.reports.compare import (
@@ -81,7 +82,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"skipped {path}: {reason}", file=sys.stderr)
     if not Path(args.audio_dir).is_dir():
         raise FileNotFoundError(f"audio folder {args.audio_dir} does not exist")
-    records = [entry.record for entry in scoring_inputs([args.audio_dir])]
+    inputs = scoring_inputs([args.audio_dir])
+    records = [entry.record for entry in inputs if entry.problem is None]
+    unlisted = [(entry.record.path, entry.problem) for entry in inputs if entry.problem]
+    if not records:
+        raise FileNotFoundError(
+            f"no audio files under {args.audio_dir} (searched its sub-folders for "
+            f"{', '.join(sorted(AUDIO_EXTENSIONS))}"
+            + (f"; {len(unlisted)} could not be listed" if unlisted else "")
+            + ")"
+        )
     print(f"{len(checkpoints)} model(s), {len(records)} audio file(s) under {args.audio_dir}")
     options = scoring_options(args)
     stamp = datetime.now().strftime("%Y%m%d_%H%M%S")
@@ -95,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
     )
     elapsed = time.perf_counter() - began
     comparison = compare(table)
+    comparison.unreadable += unlisted  # folders that could not be listed, named with why
     print(format_report(comparison, top=args.top))
     written = write_comparison(
         comparison, args.output_dir, stamp, provenance(args.command_line, table.lineup.files)

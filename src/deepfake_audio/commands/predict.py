@@ -45,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
     from deepfake_audio.scoring.lineup import FUSION
 
     inputs = scoring_inputs(args.paths)
+    if not inputs:
+        raise FileNotFoundError(f"no audio files under {', '.join(args.paths)}")
     table = score_records(
         args.models,
         [i.record for i in inputs if i.problem is None],

@@ -55,19 +55,31 @@ class DiscoveryError(Exception):
     """The root cannot be read as any dataset layout (the message says what was expected)."""
 
 
-def iter_audio_folders(root: Path) -> Iterator[tuple[Path, list[str]]]:
+def iter_audio_folders(
+    root: Path, errors: list[tuple[str, str]] | None = None
+) -> Iterator[tuple[Path, list[str]]]:
     """``(folder, audio file names)`` of every folder under ``root`` that holds audio, in a
-    stable (sorted) order; symlinked folders are not followed."""
-    for dirpath, dirnames, filenames in os.walk(root):
+    stable (sorted) order; symlinked folders are not followed.
+
+    A folder that cannot be listed (no permission, a name too long) is added to ``errors``
+    as ``(path, reason)``, so it is reported rather than silently missing.
+    """
+
+    def unlisted(exc: OSError) -> None:
+        if errors is not None:
+            errors.append((str(exc.filename or root), f"cannot list folder ({exc.strerror})"))
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unlisted):
         dirnames.sort()
         names = sorted(name for name in filenames if is_audio_path(name))
         if names:
             yield Path(dirpath), names
 
 
-def iter_audio_files(root: Path) -> Iterator[Path]:
-    """All audio files under ``root`` in a stable (sorted) order; symlinked dirs not followed."""
-    for folder, names in iter_audio_folders(root):
+def iter_audio_files(root: Path, errors: list[tuple[str, str]] | None = None) -> Iterator[Path]:
+    """All audio files under ``root`` in a stable (sorted) order; symlinked dirs not followed
+    (folders that cannot be listed go to ``errors``, see :func:`iter_audio_folders`)."""
+    for folder, names in iter_audio_folders(root, errors):
         for name in names:
             yield folder / name
 
@@ -117,8 +129,9 @@ def tree_record(root: Path, path: Path) -> ClipRecord | None:
 
 
 def _discover_tree(root: Path) -> Discovery:
-    records, skipped = [], []
-    for folder, names in iter_audio_folders(root):
+    records: list[ClipRecord] = []
+    skipped: list[tuple[str, str]] = []
+    for folder, names in iter_audio_folders(root, skipped):
         # Everything but the path depends on the folder alone: one tree_record per folder
         # (50,000 files are discovered in a fraction of a second, not seconds).
         first = tree_record(root, folder / names[0])

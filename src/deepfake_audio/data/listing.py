@@ -40,9 +40,10 @@ class ScoringInput:
     problem: str | None = None
 
 
-def _folder_records(folder: Path) -> list[ClipRecord]:
-    """Every audio file under ``folder`` as a record (``path`` as listed, label or None)."""
-    files = list(iter_audio_files(folder))
+def _folder_records(folder: Path, errors: list[tuple[str, str]]) -> list[ClipRecord]:
+    """Every audio file under ``folder`` as a record (``path`` as listed, label or None);
+    sub-folders that cannot be listed go to ``errors``."""
+    files = list(iter_audio_files(folder, errors))
     try:
         layout = detect_layout(folder)
     except DiscoveryError:
@@ -66,14 +67,21 @@ def _folder_records(folder: Path) -> list[ClipRecord]:
 def scoring_inputs(paths: Sequence[str | os.PathLike[str]]) -> list[ScoringInput]:
     """Files and folders in the order given, folders expanded (sorted, recursively).
 
-    A file named explicitly is taken whatever its extension; a path that does not exist is
-    kept with its problem, so the caller reports it where the user named it.
+    A file named explicitly is taken whatever its extension; a path that does not exist, a
+    special file and a sub-folder that cannot be listed are kept with their problem, so the
+    caller reports them.
     """
     inputs: list[ScoringInput] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            inputs += [ScoringInput(r) for r in _folder_records(path)]
+            errors: list[tuple[str, str]] = []
+            inputs += [ScoringInput(r) for r in _folder_records(path, errors)]
+            inputs += [ScoringInput(ClipRecord(path=p, label=None), why) for p, why in errors]
+        elif path.exists() and not path.is_file():  # a FIFO, a device: reading would hang
+            inputs.append(
+                ScoringInput(ClipRecord(path=str(path), label=None), "not a regular file")
+            )
         elif path.is_file():
             record = ClipRecord(path=str(path), label=label_from_folders(path))
             table = find_metadata(path.parent)
