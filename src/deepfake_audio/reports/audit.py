@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from deepfake_audio.reports.safe import printable
+
 
 def _table(rows: list[list[str]]) -> list[str]:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -78,4 +80,4 @@ def format_report(report: dict, examples: int = 5) -> str:
                 f"{d['median']} s / max {d['max']} s; rates {rates}"
             )
     lines.append(f"Records after separation and balancing: {report['final_count']}")
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)  # a file name cannot forge a line

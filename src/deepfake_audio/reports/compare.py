@@ -27,6 +27,7 @@ from deepfake_audio.checkpoints import FINAL_NAME, CheckpointError, read_metadat
 from deepfake_audio.data.records import FAKE, LABEL_NAMES
 from deepfake_audio.fileio import atomic_output, write_text_atomic
 from deepfake_audio.reports.evaluate import breakdown
+from deepfake_audio.reports.safe import csv_cell, printable
 from deepfake_audio.scoring.table import ScoreTable
 
 #: Name training gives the final model of a run.
@@ -292,10 +293,15 @@ def _fmt(value: float) -> str:
 
 
 def _write_csv(path: Path, header: list[str], rows: list[list]) -> Path:
-    with atomic_output(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
+    """Write a CSV whose text cells cannot start a formula, and whose undecodable file names
+    (surrogate escapes) are written as visible ``\\udcxx`` escapes instead of failing."""
+    with (
+        atomic_output(path) as tmp,
+        open(tmp, "w", newline="", encoding="utf-8", errors="backslashreplace") as handle,
+    ):
         writer = csv.writer(handle)
         writer.writerow(header)
-        writer.writerows(rows)
+        writer.writerows([csv_cell(cell) for cell in row] for row in rows)
     return path
 
 
@@ -461,4 +467,4 @@ def format_report(comparison: Comparison, top: int = 20) -> str:
         lines.append("")
         lines.append(f"{len(comparison.unreadable)} unreadable file(s):")
         lines += [f"  {path}: {reason}" for path, reason in comparison.unreadable]
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)  # a file name cannot forge a line

@@ -23,6 +23,7 @@ import numpy as np
 from deepfake_audio import metrics
 from deepfake_audio.data.records import FAKE, LABEL_NAMES, ClipRecord
 from deepfake_audio.fileio import atomic_output, json_ready, write_text_atomic
+from deepfake_audio.reports.safe import csv_cell, printable
 from deepfake_audio.scoring.table import ScoreTable
 
 GENERATOR_NOTE = (
@@ -146,7 +147,7 @@ def write_evaluation(
         header += [f"{name}_p_fake", f"{name}_prediction"]
     with (
         atomic_output(out / "scores.csv") as tmp,
-        open(tmp, "w", newline="", encoding="utf-8") as handle,
+        open(tmp, "w", newline="", encoding="utf-8", errors="backslashreplace") as handle,
     ):
         writer = csv.writer(handle)
         writer.writerow(header)
@@ -164,7 +165,7 @@ def write_evaluation(
                 p = float(evaluation.scores[name][index])
                 called = "fake" if p >= evaluation.thresholds[name] else "real"
                 line += [f"{p:.6f}", called]
-            writer.writerow(line)
+            writer.writerow([csv_cell(cell) for cell in line])
     paths["scores"] = out / "scores.csv"
     if not evaluation.records:  # nothing scored: the JSON lists why, there is nothing to plot
         return paths
@@ -216,4 +217,4 @@ def format_summary(evaluation: Evaluation) -> str:
         lines.append("")
         lines.append(f"{len(evaluation.unreadable)} unreadable file(s):")
         lines += [f"  {p}: {r}" for p, r in evaluation.unreadable]
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)  # a file name cannot forge a line

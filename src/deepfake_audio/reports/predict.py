@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from deepfake_audio.data.listing import ScoringInput
+from deepfake_audio.reports.safe import printable
 from deepfake_audio.scoring.table import ScoreTable
 
 
@@ -136,9 +137,10 @@ def predictions(
 
 def format_line(prediction: Prediction) -> str:
     """``FAKE  0.9731  (threshold 0.4120)  path`` (the reason instead for a bad file)."""
+    path = printable(prediction.path)  # a newline in a name cannot forge a verdict line
     if prediction.error is not None:
-        return f"ERROR  {prediction.path}: {prediction.error}"
+        return f"ERROR  {path}: {printable(prediction.error)}"
     return (
         f"{prediction.verdict}  {prediction.p_fake:.4f}  "
-        f"(threshold {prediction.threshold:.4f})  {prediction.path}"
+        f"(threshold {prediction.threshold:.4f})  {path}"
     )
