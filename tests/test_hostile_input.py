@@ -107,3 +107,45 @@ def test_an_unlistable_folder_is_reported(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(layouts.os, "walk", walk)
     found = layouts.discover(tmp_path, "tree")
     assert (str(tmp_path / "locked"), "cannot list folder (Permission denied)") in found.skipped
+
+
+def test_bad_output_paths_fail_before_any_scoring(hostile: Path, tmp_path: Path, capsys) -> None:
+    model = str(shared_trained_checkpoint())
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    cases = [
+        (["compare", "--audio-dir", str(hostile), "--model", model, "--output-dir", str(a_file)],
+         "is not a folder"),
+        (["evaluate", "--data", str(hostile), "-m", model, "--output-dir", str(a_file / "x")],
+         "cannot write to output folder"),
+        (["audit", str(hostile), "--json", str(tmp_path)], "is a folder: name a file"),
+        (["fuse", "--data", str(hostile), "-m", model, "-o", str(tmp_path)], "is a folder"),
+    ]  # fmt: skip
+    for args, message in cases:
+        assert main([*args, "--no-progress"]) == 1, args[0]
+        captured = capsys.readouterr()
+        assert message in captured.err, args[0]
+        assert "scan+hash+decode" not in captured.err and "scoring" not in captured.out
+
+
+def test_an_evaluation_report_is_written_as_a_set(tmp_path: Path, monkeypatch) -> None:
+    """A failure while writing leaves the previous report whole, not half old, half new."""
+    from deepfake_audio.plots import evaluation as plots
+
+    data = tmp_path / "data"
+    for i in range(3):
+        write_audio(data / "testing" / "fake" / f"f{i}.wav", fake_signal(0.5, seed=i), 16000)
+        write_audio(data / "testing" / "real" / f"r{i}.wav", real_signal(0.5, seed=i), 16000)
+    out = tmp_path / "eval"
+    args = ["evaluate", "--data", str(data), "-m", str(shared_trained_checkpoint())]
+    args += ["--output-dir", str(out), "--cache-dir", str(tmp_path / "cache"), "--no-progress"]
+    assert main(args) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def broken(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(plots, "plot_det", broken)
+    with pytest.raises(OSError, match="No space"):
+        main([*args, "--threshold", "0.1"])  # other numbers: a new metrics.json would differ
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before

@@ -45,3 +45,57 @@ def json_ready(value: Any) -> Any:
     if isinstance(value, float) and value != value:  # NaN
         return None
     return value
+
+
+class OutputPathError(ValueError):
+    """An output path that cannot be written: found before any work, not after it."""
+
+
+def check_output_dir(path: str | os.PathLike[str]) -> Path:
+    """Create ``path`` if needed and prove it writable (a probe file is written and removed).
+
+    Called at the start of a command, so a folder that is a file, sits under a file or is
+    read-only stops the command before any scoring rather than throwing the work away.
+    """
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise OutputPathError(f"output folder {folder} is not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test.{os.getpid()}.tmp"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OutputPathError:
+        raise
+    except OSError as exc:
+        raise OutputPathError(
+            f"cannot write to output folder {folder} ({exc.strerror or exc})"
+        ) from exc
+    return folder
+
+
+def check_output_file(path: str | os.PathLike[str]) -> Path:
+    """Check, before the work, that ``path`` can be written: not a folder, in a writable one."""
+    target = Path(path)
+    if target.is_dir():
+        raise OutputPathError(f"output file {target} is a folder: name a file")
+    check_output_dir(target.parent if str(target.parent) else ".")
+    return target
+
+
+@contextmanager
+def staged_folder(folder: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a staging folder beside ``folder``'s files; its files replace theirs only if the
+    block succeeds, so a report of several files is never left half old, half new."""
+    target = Path(folder)
+    target.mkdir(parents=True, exist_ok=True)
+    stage = target / f".staging.{os.getpid()}.tmp"
+    stage.mkdir(exist_ok=True)
+    try:
+        yield stage
+        for item in sorted(stage.iterdir()):
+            os.replace(item, target / item.name)
+    finally:
+        for item in stage.iterdir():
+            item.unlink()
+        stage.rmdir()

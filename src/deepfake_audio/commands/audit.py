@@ -35,10 +35,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from deepfake_audio.data.pipeline import prepare
-    from deepfake_audio.fileio import write_text_atomic
+    from deepfake_audio.fileio import check_output_file, write_text_atomic
     from deepfake_audio.provenance import provenance
     from deepfake_audio.reports.audit import format_report
 
+    if args.json:
+        check_output_file(args.json)  # a bad report path fails now, not after the scan
     prepared = prepare(
         args.root,
         data_options_from_args(args),

@@ -63,6 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from deepfake_audio.audio import AUDIO_EXTENSIONS
     from deepfake_audio.data.listing import scoring_inputs
+    from deepfake_audio.fileio import check_output_dir
     from deepfake_audio.provenance import provenance
     from deepfake_audio.reports.compare import (
         compare,
@@ -72,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
         write_comparison,
     )
 
+    check_output_dir(args.output_dir)  # a bad output path fails now, not after the scoring
     if args.models:
         checkpoints, skipped = list(args.models), []
     else:

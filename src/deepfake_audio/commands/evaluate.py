@@ -35,9 +35,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from deepfake_audio.cli import UsageError
+    from deepfake_audio.fileio import check_output_dir
     from deepfake_audio.provenance import provenance
     from deepfake_audio.reports.evaluate import evaluate, format_summary, write_evaluation
 
+    check_output_dir(args.output_dir)  # a bad output path fails now, not after the scoring
     models = args.models or ([args.run] if args.run else [])
     if not models:
         raise UsageError("give --model, or --run RUN to evaluate that run's final model")

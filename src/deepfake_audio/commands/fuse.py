@@ -60,7 +60,10 @@ def run(args: argparse.Namespace) -> int:
             "refusing to fit a fusion on the test split: its test metrics would no longer be "
             "honest (fit on validation; --allow-test to do it anyway)"
         )
+    from deepfake_audio.fileio import check_output_file
     from deepfake_audio.provenance import provenance
+
+    check_output_file(args.output)  # a bad output path fails now, not after the scoring
     from deepfake_audio.reports.fuse import fit_on_table
 
     data = evaluation_records(args, args.models)

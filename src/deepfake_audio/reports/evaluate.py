@@ -22,7 +22,7 @@ import numpy as np
 
 from deepfake_audio import metrics
 from deepfake_audio.data.records import FAKE, LABEL_NAMES, ClipRecord
-from deepfake_audio.fileio import atomic_output, json_ready, write_text_atomic
+from deepfake_audio.fileio import atomic_output, json_ready, staged_folder, write_text_atomic
 from deepfake_audio.reports.safe import csv_cell, printable
 from deepfake_audio.scoring.table import ScoreTable
 
@@ -117,11 +117,21 @@ def write_evaluation(
     settings: dict | None = None,
     provenance: dict | None = None,
 ) -> dict[str, Path]:
-    """Write ``metrics.json``, ``scores.csv``, ``roc.png``, ``det.png``, ``score_histogram.png``."""
+    """Write ``metrics.json``, ``scores.csv``, ``roc.png``, ``det.png``, ``score_histogram.png``.
+
+    They are written as a set (staged, then moved in): a failure half-way leaves the previous
+    report whole rather than a mix of old and new files.
+    """
+    with staged_folder(output_dir) as stage:
+        written = _write_files(evaluation, stage, settings, provenance)
+    return {kind: Path(output_dir) / path.name for kind, path in written.items()}
+
+
+def _write_files(
+    evaluation: Evaluation, out: Path, settings: dict | None, provenance: dict | None
+) -> dict[str, Path]:
     from deepfake_audio.plots.evaluation import plot_det, plot_histograms, plot_roc
 
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
     document = {
         "provenance": provenance or {},
         "settings": settings or {},
