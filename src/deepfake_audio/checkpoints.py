@@ -9,6 +9,7 @@ values here are JSON.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,21 +138,83 @@ def final_model_path(path: str | Path) -> Path:
     return final
 
 
-def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Detector:
-    """Rebuild the model stored in ``path`` (architecture and config from its metadata)."""
+@dataclass(frozen=True)
+class CheckedMetadata:
+    """What a checkpoint's metadata claims, checked before anything is built from it."""
+
+    model: str
+    model_config: dict[str, Any]
+    preprocess: PreprocessConfig
+    threshold: float
+
+
+def check_checkpoint(path: str | os.PathLike[str]) -> CheckedMetadata:
+    """Validate a checkpoint without allocating its model: the metadata's fields and types,
+    a threshold in [0, 1], a window that is the model's input, and every stored tensor of the
+    shape the architecture expects (the model is laid out on torch's ``meta`` device, so a
+    tampered config cannot make us allocate 51 GB). Errors name the file and the field.
+    """
     metadata = read_metadata(path)
-    model = build_model(metadata["model"], metadata["model_config"])
+
+    def bad(field_name: str, why: str) -> CheckpointError:
+        return CheckpointError(f"{path}: metadata field {field_name!r} {why}")
+
+    name = metadata.get("model")
+    if not isinstance(name, str):
+        raise bad("model", f"must name an architecture, got {name!r}")
+    config = metadata.get("model_config")
+    if not isinstance(config, dict):
+        raise bad("model_config", f"must be an object, got {type(config).__name__}")
+    try:
+        preprocess = PreprocessConfig.from_dict(metadata.get("preprocess"))
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise bad("preprocess", f"is not a preprocessing ({exc})") from exc
+    threshold = metadata.get("threshold", DEFAULT_THRESHOLD)
+    if not (
+        isinstance(threshold, int | float) and math.isfinite(threshold) and 0 <= threshold <= 1
+    ):
+        raise bad("threshold", f"must be a number in [0, 1], got {threshold!r}")
+    samples = config.get("input_samples")
+    if samples is not None and samples != preprocess.window_samples:
+        raise bad(
+            "preprocess",
+            f"has a {preprocess.window_samples}-sample window, but the model takes {samples}",
+        )
+    try:
+        with torch.device("meta"):  # shapes only: nothing is allocated
+            expected = {
+                k: tuple(v.shape) for k, v in build_model(name, config).state_dict().items()
+            }
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise bad("model_config", f"does not build model {name} ({exc})") from exc
+    with safe_open(str(path), framework="pt") as handle:
+        stored = {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}  # noqa: SIM118
+    for key in sorted(set(expected) | set(stored)):
+        if stored.get(key) != expected.get(key):
+            found = "missing" if key not in stored else f"of shape {stored[key]}"
+            wanted = f"of shape {expected[key]}" if key in expected else "none such"
+            raise CheckpointError(
+                f"{path}: weights do not fit model {name}: tensor {key!r} is {found}, "
+                f"the model expects {wanted}"
+            )
+    return CheckedMetadata(name, config, preprocess, float(threshold))
+
+
+def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Detector:
+    """Rebuild the model stored in ``path`` (architecture and config from its metadata),
+    after :func:`check_checkpoint` has validated what the file claims."""
+    checked = check_checkpoint(path)
+    model = build_model(checked.model, checked.model_config)
     try:
         model.load_state_dict(load_file(str(path), device=str(device)))
     except RuntimeError as exc:
-        name = metadata["model"]
-        raise CheckpointError(f"{path}: weights do not fit model {name} ({exc})") from exc
+        raise CheckpointError(f"{path}: weights do not fit model {checked.model} ({exc})") from exc
     model.to(device).eval()
     return Detector(
         model=model,
-        model_name=metadata["model"],
-        preprocess=PreprocessConfig.from_dict(metadata["preprocess"]),
-        threshold=float(metadata.get("threshold", DEFAULT_THRESHOLD)),
-        metadata=metadata,
+        model_name=checked.model,
+        preprocess=checked.preprocess,
+        threshold=checked.threshold,
+        metadata=read_metadata(path),
         path=Path(path),
     )

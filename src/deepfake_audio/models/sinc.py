@@ -33,9 +33,11 @@ def sinc_filters(num_filters: int, kernel_size: int, sample_rate: int) -> torch.
     """
     if kernel_size % 2 == 0:
         kernel_size += 1  # an odd length centres the filter on a sample
+    # The two end points are numbers, computed on the CPU even while the model is laid out
+    # on torch's "meta" device (checkpoint validation builds it there, allocating nothing).
     mel = torch.linspace(
-        float(_hz_to_mel(torch.tensor(0.0))),
-        float(_hz_to_mel(torch.tensor(sample_rate / 2.0))),
+        float(_hz_to_mel(torch.tensor(0.0, device="cpu"))),
+        float(_hz_to_mel(torch.tensor(sample_rate / 2.0, device="cpu"))),
         num_filters + 1,
         dtype=torch.float64,
     )

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from deepfake_audio import metrics
-from deepfake_audio.checkpoints import FINAL_NAME, CheckpointError, read_metadata
+from deepfake_audio.checkpoints import FINAL_NAME, CheckpointError, check_checkpoint
 from deepfake_audio.data.records import FAKE, LABEL_NAMES
 from deepfake_audio.fileio import atomic_output, write_text_atomic
 from deepfake_audio.reports.evaluate import breakdown
@@ -70,7 +70,7 @@ def find_checkpoints(models_dir: str | os.PathLike[str]) -> tuple[list[Path], li
     found, skipped = [], []
     for path in sorted(folder.glob("*.safetensors")):
         try:
-            read_metadata(path)
+            check_checkpoint(path)  # a tampered or foreign file is skipped, not fatal
         except CheckpointError as exc:
             skipped.append((str(path), str(exc)))
             continue
