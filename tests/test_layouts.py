@@ -151,3 +151,36 @@ def test_tree_discovery_is_the_per_file_rule(tmp_path: Path) -> None:
     assert found.records == [r for r in expected if r is not None]
     assert [Path(p).name for p, _ in found.skipped] == ["x.wav", "y.wav"]
     assert found.records[0].generator == "world" and found.records[0].split == "test"
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('{"path": "a.wav", "label": 7}', r":1: bad manifest line \(unknown label 7"),
+        ('{"path": "a.wav", "label": "fake", "split": "holdout"}', "unknown split 'holdout'"),
+        ('{"path": null, "label": "fake"}', "'path' must be a file path, got None"),
+        ('{"path": "a.wav"}', "'label' is missing"),
+        ("[1, 2]", "a line must be a JSON object"),
+    ],
+)
+def test_a_bad_jsonl_manifest_line_is_named(tmp_path: Path, line: str, message: str) -> None:
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(line + "\n")
+    with pytest.raises(ValueError, match=message):
+        read_manifest(manifest)
+
+
+def test_manifest_paths_are_relative_to_the_manifest(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "sub").mkdir()
+    manifest = tmp_path / "sub" / "m.jsonl"
+    manifest.write_text('{"path": "clips/a.wav", "label": "real"}\n')
+    monkeypatch.chdir(tmp_path)  # not the manifest's folder
+    (record,) = read_manifest(manifest)
+    assert record.path == str(tmp_path / "sub" / "clips" / "a.wav")
+
+
+def test_a_csv_with_a_huge_field_is_a_clear_error(tmp_path: Path) -> None:
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,label\n" + '"' + "x" * 200_000 + '",fake\n')
+    with pytest.raises(DiscoveryError, match=r"m.csv:\d+: not a readable CSV"):
+        discover(manifest)

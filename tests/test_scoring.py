@@ -184,6 +184,8 @@ def test_bad_options_raise() -> None:
         ScoringOptions(batch_size=0)
     with pytest.raises(ValueError, match="hop"):
         ScoringOptions(hop_seconds=0.0)
+    with pytest.raises(ValueError, match="hop"):
+        ScoringOptions(hop_seconds=math.inf)  # was a traceback deep in the windowing
     with pytest.raises(ValueError, match="threshold"):
         ScoringOptions(threshold=1.5)
 

@@ -196,6 +196,8 @@ EXPECTED_FILES = {
 def test_run_folder(reference, corpus: Path) -> None:
     run = reference.run_dir
     assert _files(run) == EXPECTED_FILES  # and no temporary file left anywhere
+    modes = {p.name: p.stat().st_mode & 0o777 for p in run.glob("*.safetensors")}
+    assert set(modes.values()) == {0o644}, modes  # the final model too: others may read it
     history = _history(run)
     assert list(history[0]) == list(HISTORY_COLUMNS)
     assert [int(row["epoch"]) for row in history] == [1, 2, 3]

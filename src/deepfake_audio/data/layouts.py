@@ -215,12 +215,18 @@ def _discover_asvspoof(root: Path) -> Discovery:
 
 
 def _read_csv_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """Columns (lower case) and rows of a CSV; a malformed one (a field over the csv module's
+    128 kB limit, bad quoting, not UTF-8) is a :class:`DiscoveryError` naming file and line."""
     with open(path, newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
-        columns = [c.strip().lower() for c in reader.fieldnames or []]
-        rows = [
-            {k.strip().lower(): (v or "").strip() for k, v in row.items() if k} for row in reader
-        ]
+        try:
+            columns = [c.strip().lower() for c in reader.fieldnames or []]
+            rows = [
+                {k.strip().lower(): (v or "").strip() for k, v in row.items() if isinstance(k, str)}
+                for row in reader
+            ]
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise DiscoveryError(f"{path}:{reader.line_num}: not a readable CSV ({exc})") from exc
     return columns, rows
 
 

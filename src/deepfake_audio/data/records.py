@@ -36,6 +36,8 @@ LABEL_ALIASES = {
 
 def parse_label(value: str | int) -> int:
     """Map ``fake``/``spoof``/``0`` to 0 and ``real``/``bonafide``/``1`` to 1; else ValueError."""
+    if isinstance(value, bool):
+        raise ValueError(f"unknown label {value!r}: use fake/spoof/0 or real/bonafide/1")
     if isinstance(value, int) and value in (FAKE, REAL):
         return value
     text = str(value).strip().lower()
@@ -101,17 +103,38 @@ def write_manifest(records: Iterable[ClipRecord], path: str | os.PathLike[str]) 
 
 
 def read_manifest(path: str | os.PathLike[str]) -> list[ClipRecord]:
-    """Read a JSON Lines manifest written by :func:`write_manifest`."""
+    """Read a JSON Lines manifest written by :func:`write_manifest` (or by hand).
+
+    Every line is checked: a path (relative paths are relative to the manifest's folder, as
+    in a CSV manifest), a label, a known split; an error names the line and the field.
+    """
+    base = Path(path).absolute().parent
     records = []
     with open(path, encoding="utf-8") as handle:
         for number, line in enumerate(handle, 1):
             if not line.strip():
                 continue
             try:
-                records.append(ClipRecord.from_dict(json.loads(line)))
+                values = json.loads(line)
+                if not isinstance(values, dict):
+                    raise ValueError("a line must be a JSON object")
+                records.append(_checked_record(values, base))
             except (ValueError, TypeError) as exc:
                 raise ValueError(f"{path}:{number}: bad manifest line ({exc})") from exc
     return records
+
+
+def _checked_record(values: dict, base: Path) -> ClipRecord:
+    if not isinstance(values.get("path"), str) or not values["path"]:
+        raise ValueError(f"'path' must be a file path, got {values.get('path')!r}")
+    if values.get("label") is None:
+        raise ValueError("'label' is missing")
+    checked = dict(values)
+    checked["label"] = parse_label(values["label"])
+    if values.get("split") is not None:
+        checked["split"] = parse_split(values["split"])
+    checked["path"] = str(base / values["path"])  # an absolute path stays as it is
+    return ClipRecord.from_dict(checked)
 
 
 def manifest_fingerprint(records: Iterable[ClipRecord]) -> str:

@@ -73,7 +73,7 @@ class ScoringOptions:
             raise ValueError(f"batch size must be at least 1, got {self.batch_size}")
         if self.workers < 1:
             raise ValueError(f"workers must be at least 1, got {self.workers}")
-        if self.hop_seconds is not None and not self.hop_seconds > 0:
+        if self.hop_seconds is not None and not 0 < self.hop_seconds < math.inf:
             raise ValueError(f"hop must be positive, got {self.hop_seconds}")
         if self.threshold is not None and not (
             math.isfinite(self.threshold) and 0.0 <= self.threshold <= 1.0

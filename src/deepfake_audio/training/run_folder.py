@@ -118,6 +118,7 @@ def write_final_model(run_dir: Path, row: dict) -> Path:
     target = run_dir / FINAL_NAME
     with atomic_output(target) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
+        tmp.chmod(0o644)  # readable like the epoch files (safetensors creates 0600)
     return target
 
 
