@@ -15,6 +15,7 @@ import soundfile as sf
 from deepfake_audio.audio import (
     AUDIO_EXTENSIONS,
     MAX_FILE_MB_ENV,
+    MAX_HOURS_ENV,
     AudioDecodeError,
     audio_content_hash,
     decode_bytes,
@@ -328,3 +329,15 @@ def test_reads_are_bounded(tmp_path: Path, monkeypatch) -> None:
         read_bytes_and_stat(path)
     monkeypatch.setenv(MAX_FILE_MB_ENV, "1")
     assert read_bytes_and_stat(path)[0] == path.read_bytes()
+
+
+@pytest.mark.parametrize("ext", ["wav", "flac", "mp3", "m4a"])
+def test_a_file_that_decodes_too_long_is_refused(tmp_path: Path, monkeypatch, ext) -> None:
+    """A tiny file can decode to hours (a FLAC of silence): past the cap it is refused by
+    every backend, from the header where it says, else as soon as decoding passes the cap."""
+    path = write_audio(tmp_path / f"minute.{ext}", np.zeros(60 * 16000, np.float32), 16000)
+    monkeypatch.setenv(MAX_HOURS_ENV, str(30 / 3600))  # 30 s
+    with pytest.raises(AudioDecodeError, match=f"more than .* h of audio.*{MAX_HOURS_ENV}"):
+        decode_file(path)
+    monkeypatch.setenv(MAX_HOURS_ENV, str(90 / 3600))
+    assert decode_file(path).duration == pytest.approx(60, abs=0.1)

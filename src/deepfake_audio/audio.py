@@ -142,6 +142,8 @@ def _decode_pcm16_wav(data: bytes) -> DecodedAudio | None:
                 return None
             if body + size > len(data):
                 return None  # truncated: decode_bytes has said so already
+            if size / (2 * channels) / rate > max_seconds():
+                raise _TooLong(size / (2 * channels) / rate)
             pcm = np.frombuffer(data, dtype="<i2", count=size // 2, offset=body)
             if channels == 1:
                 samples = np.multiply(pcm, _PCM16_SCALE, dtype=np.float32)[np.newaxis]
@@ -153,8 +155,38 @@ def _decode_pcm16_wav(data: bytes) -> DecodedAudio | None:
     return None
 
 
+#: Environment variable capping the decoded duration of one file, in hours (default 4).
+MAX_HOURS_ENV = "DEEPFAKE_AUDIO_MAX_HOURS"
+DEFAULT_MAX_HOURS = 4.0
+
+
+def max_seconds() -> float:
+    """The longest audio decoded from one file: a tiny file can decode to hours (a FLAC of
+    silence), and memory grows with the duration, so longer files are refused."""
+    text = os.environ.get(MAX_HOURS_ENV, "")
+    try:
+        return 3600.0 * (float(text) if text else DEFAULT_MAX_HOURS)
+    except ValueError:
+        return 3600.0 * DEFAULT_MAX_HOURS
+
+
+class _TooLong(Exception):
+    """Raised by a backend as soon as a file is known to decode past :func:`max_seconds`."""
+
+    def __init__(self, seconds: float) -> None:
+        limit = max_seconds()
+        super().__init__(
+            f"decodes to more than {limit / 3600:g} h of audio (at least {seconds / 3600:.1f} h);"
+            f" raise {MAX_HOURS_ENV} to read it"
+        )
+
+
 def _decode_soundfile(data: bytes) -> DecodedAudio:
-    samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    with sf.SoundFile(io.BytesIO(data)) as handle:
+        if handle.frames / handle.samplerate > max_seconds():  # known from the header
+            raise _TooLong(handle.frames / handle.samplerate)
+        samples = handle.read(dtype="float32", always_2d=True)
+        rate = handle.samplerate
     return DecodedAudio(np.ascontiguousarray(samples.T), int(rate))
 
 
@@ -169,8 +201,12 @@ def _decode_ffmpeg(data: bytes) -> DecodedAudio:
         resampler = av.AudioResampler(format="fltp")
         chunks: list[np.ndarray] = []
         rate = stream.rate or 0
+        decoded = 0  # samples per channel so far: decoding stops at the cap, bounded
         for frame in container.decode(stream):
             rate = frame.sample_rate or rate
+            decoded += frame.samples
+            if rate and decoded / rate > max_seconds():
+                raise _TooLong(decoded / rate)
             for out in resampler.resample(frame):
                 chunks.append(out.to_ndarray())
         for out in resampler.resample(None):
@@ -194,16 +230,21 @@ def decode_bytes(data: bytes, path: str | os.PathLike[str] = "<bytes>") -> Decod
     truncated = _check_wav_truncation(data)
     if truncated:
         raise AudioDecodeError(path, truncated)
-    decoded = _decode_pcm16_wav(data)
-    is_pcm16 = decoded is not None  # 16-bit integers: always finite
-    reasons = []
-    for name, backend in (("soundfile", _decode_soundfile), ("ffmpeg", _decode_ffmpeg)):
-        if decoded is not None:
-            break
-        try:
-            decoded = backend(data)
-        except Exception as exc:  # each backend has its own exception types
-            reasons.append(f"{name}: {_backend_reason(exc)}")
+    try:
+        decoded = _decode_pcm16_wav(data)
+        is_pcm16 = decoded is not None  # 16-bit integers: always finite
+        reasons = []
+        for name, backend in (("soundfile", _decode_soundfile), ("ffmpeg", _decode_ffmpeg)):
+            if decoded is not None:
+                break
+            try:
+                decoded = backend(data)
+            except _TooLong:
+                raise  # the next backend would decode it all the same
+            except Exception as exc:  # each backend has its own exception types
+                reasons.append(f"{name}: {_backend_reason(exc)}")
+    except _TooLong as exc:
+        raise AudioDecodeError(path, str(exc)) from exc
     if decoded is None:
         raise AudioDecodeError(path, "not decodable audio (" + "; ".join(reasons) + ")")
     if decoded.samples.size == 0:
