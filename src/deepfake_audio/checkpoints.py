@@ -146,6 +146,7 @@ class CheckedMetadata:
     model_config: dict[str, Any]
     preprocess: PreprocessConfig
     threshold: float
+    metadata: dict[str, Any]  # all of it, JSON values decoded
 
 
 def check_checkpoint(path: str | os.PathLike[str]) -> CheckedMetadata:
@@ -197,7 +198,7 @@ def check_checkpoint(path: str | os.PathLike[str]) -> CheckedMetadata:
                 f"{path}: weights do not fit model {name}: tensor {key!r} is {found}, "
                 f"the model expects {wanted}"
             )
-    return CheckedMetadata(name, config, preprocess, float(threshold))
+    return CheckedMetadata(name, config, preprocess, float(threshold), metadata)
 
 
 def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Detector:
@@ -215,6 +216,6 @@ def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device = "
         model_name=checked.model,
         preprocess=checked.preprocess,
         threshold=checked.threshold,
-        metadata=read_metadata(path),
+        metadata=checked.metadata,
         path=Path(path),
     )
