@@ -236,3 +236,19 @@ def test_predict_json_gives_the_fused_verdict(fusion_file, corpus, models, capsy
     assert main(["predict", str(clip), "--fusion", str(fusion_file), "--threshold", "0.0",
                  *with_models(models), *FAST]) == 0  # fmt: skip
     assert capsys.readouterr().out.startswith("FAKE")
+
+
+def test_scoring_another_way_than_the_fusion_was_fitted_warns(
+    fusion_file, corpus, models, capsys
+) -> None:
+    """The fusion's weights suit the scores they were fitted on (mean of windows): scoring
+    by max says so once, with or without a threshold override."""
+    clip = corpus / "demo" / "testing" / "fake" / "c0.wav"
+    args = ["predict", str(clip), "--fusion", str(fusion_file), *with_models(models), *FAST]
+    assert main(args) == 0
+    assert "was fitted on scores" not in capsys.readouterr().err
+    for extra in (["--aggregate", "max"], ["--aggregate", "max", "--threshold", "0.5"]):
+        assert main([*args, *extra]) == 0
+        err = capsys.readouterr().err
+        assert err.count(f"warning: fusion {fusion_file} was fitted on scores made with") == 1
+        assert "--aggregate mean" in err and "uses --aggregate max" in err

@@ -128,20 +128,7 @@ def score_records(
 
     device = resolve_device(options.device)
     detectors = [load_checkpoint(final_model_path(p), device=device) for p in models]
-    fusion = None
-    if fusion_path:
-        fusion = Fusion.load(fusion_path)
-        for option, key, value in (
-            ("--aggregate", "aggregate", options.aggregation),
-            ("--hop", "hop_seconds", options.hop_seconds),
-        ):
-            if key in fusion.fitted and fusion.fitted[key] != value:
-                print(
-                    f"warning: fusion {fusion_path} was fitted with {option} "
-                    f"{fusion.fitted[key]}, scoring now uses {value}: its weights and "
-                    "threshold may not suit these scores",
-                    file=sys.stderr,
-                )
-    for line in rule_warnings(detectors, options):
+    fusion = Fusion.load(fusion_path) if fusion_path else None
+    for line in rule_warnings(detectors, options, fusion):
         print(line, file=sys.stderr)
     return score_table(detectors, records, options, fusion=fusion, description=description)

@@ -172,15 +172,30 @@ def make_lineup(
     return Lineup(names, models, thresholds, sources, fusion, members, aliases)
 
 
-def rule_warnings(detectors: Sequence[Detector], options: ScoringOptions) -> list[str]:
-    """One line per model whose stored threshold was set with another scoring rule.
+def rule_warnings(
+    detectors: Sequence[Detector], options: ScoringOptions, fusion: Fusion | None = None
+) -> list[str]:
+    """One line per model whose stored threshold, and for a fusion fitted on scores, made
+    with another scoring rule.
 
-    Nothing to say when ``options.threshold`` replaces the stored thresholds anyway, or for
-    a checkpoint that stores no rule.
+    A fusion's weights suit only the scores they were fitted on, whatever the threshold; a
+    checkpoint's stored threshold is moot when ``options.threshold`` replaces it. A file that
+    stores no rule has nothing to compare.
     """
-    if options.threshold is not None:
-        return []
     lines = []
+    if fusion is not None and {"aggregate", "hop_seconds"} <= set(fusion.fitted):
+        fitted = fusion.fitted
+        rule = ScoringRule.from_dict(
+            {"aggregation": fitted["aggregate"], "hop_seconds": fitted["hop_seconds"]}
+        )
+        if rule != options.rule:
+            lines.append(
+                f"warning: fusion {fusion.path or ''} was fitted on scores made with "
+                f"{rule.describe()}; scoring now uses {options.rule.describe()}, so its "
+                "weights and threshold may not suit these scores"
+            )
+    if options.threshold is not None:
+        return lines
     for name, detector in zip(model_names(detectors), detectors, strict=True):
         if detector.stored_rule is None:
             continue
