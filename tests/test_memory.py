@@ -59,11 +59,15 @@ def _train_args(corpus: Path, tmp_path: Path, run: str) -> list[str]:
             "--output-dir", str(tmp_path / run), "--epochs", "1"]  # fmt: skip
 
 
-def test_a_budget_too_low_is_a_one_line_error(corpus, tmp_path, monkeypatch, capsys) -> None:
-    monkeypatch.setattr(
-        memory_module, "measure_step", lambda *a, **k: StepMemory(GIB // 10, GIB // 10)
-    )
-    monkeypatch.setenv(LIMIT_ENV, "1G")  # 0.8 GB for a step: 0.1 GB + 7 clips of 0.1 GB
+@pytest.fixture
+def small_budget(monkeypatch) -> None:
+    """A step of 0.1 GB + 0.1 GB per clip and 1 GB available: 0.8 GB for a step, 7 clips."""
+    step = StepMemory(GIB // 10, GIB // 10)
+    monkeypatch.setattr(memory_module, "measure_step", lambda *args, **kwargs: step)
+    monkeypatch.setenv(LIMIT_ENV, "1G")
+
+
+def test_a_budget_too_low_is_a_one_line_error(corpus, tmp_path, small_budget, capsys) -> None:
     assert main([*_train_args(corpus, tmp_path, "run"), "--batch-size", "16"]) == 1
     error = capsys.readouterr().err.strip()
     assert error.count("\n") == 0 and error.startswith("error: a training step at batch 16")
@@ -71,11 +75,7 @@ def test_a_budget_too_low_is_a_one_line_error(corpus, tmp_path, monkeypatch, cap
     assert not (tmp_path / "run").exists()  # stopped before any work
 
 
-def test_batch_size_auto_fits_the_budget(corpus, tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(
-        memory_module, "measure_step", lambda *a, **k: StepMemory(GIB // 10, GIB // 10)
-    )
-    monkeypatch.setenv(LIMIT_ENV, "1G")
+def test_batch_size_auto_fits_the_budget(corpus, tmp_path, small_budget) -> None:
     assert main([*_train_args(corpus, tmp_path, "run"), "--batch-size", "auto"]) == 0
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert (config["batch_size"], config["accumulate"]) == (7, 5)  # seed_cnn's 32 as 5 x 7
