@@ -171,9 +171,9 @@ def test_an_audit_at_the_training_rate_leaves_training_nothing_to_decode(
     calls: list[str] = []
     real_decode = probe.decode_bytes
 
-    def counting(data, path="<bytes>"):
+    def counting(data, path="<bytes>", **kwargs):
         calls.append(str(path))
-        return real_decode(data, path)
+        return real_decode(data, path, **kwargs)
 
     monkeypatch.setattr(probe, "decode_bytes", counting)
     args = ["audit", str(root), "--workers", "1", "--no-progress"]

@@ -136,9 +136,9 @@ def test_each_file_is_decoded_once_for_all_models(files, detectors, monkeypatch)
     calls: list[str] = []
     real_decode = audio.decode_file
 
-    def counting(path):
+    def counting(path, **kwargs):
         calls.append(str(path))
-        return real_decode(path)
+        return real_decode(path, **kwargs)
 
     monkeypatch.setattr(audio, "decode_file", counting)
     scored = table(detectors, files, workers=1)

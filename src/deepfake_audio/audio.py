@@ -84,21 +84,23 @@ class DecodedAudio:
         return self.samples.mean(axis=0, dtype=np.float32)
 
 
-def _check_wav_truncation(data: bytes) -> str | None:
+def check_wav_truncation(data: bytes, file_size: int | None = None) -> str | None:
     """Return a reason when a RIFF/WAVE file's data chunk claims more bytes than it holds.
 
     libsndfile silently reads what is there, so a half-copied WAV would otherwise pass as a
-    shorter clip.
+    shorter clip. ``data`` is the file or, with ``file_size``, its first bytes (enough to
+    reach the data chunk's header; a head that does not reach it passes).
     """
     if len(data) < 12 or data[:4] not in (b"RIFF", b"RIFX") or data[8:12] != b"WAVE":
         return None
+    file_size = len(data) if file_size is None else file_size
     endian = "<" if data[:4] == b"RIFF" else ">"
     pos = 12
     while pos + 8 <= len(data):
         chunk_id = data[pos : pos + 4]
         (size,) = struct.unpack(endian + "I", data[pos + 4 : pos + 8])
         if chunk_id == b"data":
-            available = len(data) - (pos + 8)
+            available = file_size - (pos + 8)
             # 0xFFFFFFFF / 0 are used by streaming writers for "unknown length".
             if size not in (0, 0xFFFFFFFF) and available < size:
                 return f"truncated WAV: data chunk declares {size} bytes, {available} remain"
@@ -111,7 +113,7 @@ def _check_wav_truncation(data: bytes) -> str | None:
 _PCM16_SCALE = np.float32(1.0 / 32768.0)
 
 
-def _decode_pcm16_wav(data: bytes) -> DecodedAudio | None:
+def _decode_pcm16_wav(data: bytes, limit: float) -> DecodedAudio | None:
     """Plain 16-bit PCM WAV, mono or stereo, read with numpy; None for anything else.
 
     Why: it is the commonest dataset format, and for short clips opening the file through
@@ -142,8 +144,8 @@ def _decode_pcm16_wav(data: bytes) -> DecodedAudio | None:
                 return None
             if body + size > len(data):
                 return None  # truncated: decode_bytes has said so already
-            if size / (2 * channels) / rate > max_seconds():
-                raise _TooLong(size / (2 * channels) / rate)
+            if size / (2 * channels) / rate > limit:
+                raise TooLong(size / (2 * channels) / rate, limit)
             pcm = np.frombuffer(data, dtype="<i2", count=size // 2, offset=body)
             if channels == 1:
                 samples = np.multiply(pcm, _PCM16_SCALE, dtype=np.float32)[np.newaxis]
@@ -170,27 +172,49 @@ def max_seconds() -> float:
         return 3600.0 * DEFAULT_MAX_HOURS
 
 
-class _TooLong(Exception):
-    """Raised by a backend as soon as a file is known to decode past :func:`max_seconds`."""
+class Refused(Exception):
+    """A backend found the file unusable in a way another backend would find it too (too
+    long, truncated): decoding stops instead of trying the next one."""
 
-    def __init__(self, seconds: float) -> None:
-        limit = max_seconds()
+
+class TooLong(Refused):
+    """Raised by a backend as soon as a file is known to decode past ``limit`` seconds."""
+
+    def __init__(self, seconds: float, limit: float | None = None) -> None:
+        self.seconds = seconds
+        limit = max_seconds() if limit is None else limit
         super().__init__(
             f"decodes to more than {limit / 3600:g} h of audio (at least {seconds / 3600:.1f} h);"
-            f" raise {MAX_HOURS_ENV} to read it"
+            " raise --max-duration to read it"
         )
 
 
-def _decode_soundfile(data: bytes) -> DecodedAudio:
+class LongAudio(Exception):
+    """The file decodes to more than the ``longest`` seconds its caller holds in memory at
+    once: it is to be read a block at a time (:class:`deepfake_audio.audio_stream.AudioBlocks`)."""
+
+
+def check_declared_length(declared: int, decoded: int, sample_rate: int) -> None:
+    """Refuse a file that decodes to clearly less than its header declares (a copy cut short:
+    an MP3's Xing header, a FLAC's STREAMINFO); a few frames of codec padding are tolerated."""
+    if declared > 0 and declared - decoded > max(0.02 * declared, 4096):
+        raise Refused(
+            f"truncated: the header declares {declared / sample_rate:.1f} s, only "
+            f"{decoded / sample_rate:.1f} s decode"
+        )
+
+
+def _decode_soundfile(data: bytes, limit: float) -> DecodedAudio:
     with sf.SoundFile(io.BytesIO(data)) as handle:
-        if handle.frames / handle.samplerate > max_seconds():  # known from the header
-            raise _TooLong(handle.frames / handle.samplerate)
+        if handle.frames / handle.samplerate > limit:  # known from the header
+            raise TooLong(handle.frames / handle.samplerate, limit)
         samples = handle.read(dtype="float32", always_2d=True)
         rate = handle.samplerate
+        check_declared_length(handle.frames, len(samples), rate)
     return DecodedAudio(np.ascontiguousarray(samples.T), int(rate))
 
 
-def _decode_ffmpeg(data: bytes) -> DecodedAudio:
+def _decode_ffmpeg(data: bytes, limit: float) -> DecodedAudio:
     import av  # imported lazily: most corpora never need it
 
     with av.open(io.BytesIO(data), mode="r") as container:
@@ -205,8 +229,8 @@ def _decode_ffmpeg(data: bytes) -> DecodedAudio:
         for frame in container.decode(stream):
             rate = frame.sample_rate or rate
             decoded += frame.samples
-            if rate and decoded / rate > max_seconds():
-                raise _TooLong(decoded / rate)
+            if rate and decoded / rate > limit:
+                raise TooLong(decoded / rate, limit)
             for out in resampler.resample(frame):
                 chunks.append(out.to_ndarray())
         for out in resampler.resample(None):
@@ -216,34 +240,46 @@ def _decode_ffmpeg(data: bytes) -> DecodedAudio:
     return DecodedAudio(np.ascontiguousarray(np.concatenate(chunks, axis=1), np.float32), rate)
 
 
-def _backend_reason(exc: Exception) -> str:
+def backend_reason(exc: Exception) -> str:
     """A backend's error without the in-memory buffer's repr it tends to quote."""
     # soundfile.LibsndfileError has error_string; av's FFmpeg errors have strerror.
     text = getattr(exc, "error_string", None) or getattr(exc, "strerror", None) or str(exc)
     return str(text).strip() or type(exc).__name__
 
 
-def decode_bytes(data: bytes, path: str | os.PathLike[str] = "<bytes>") -> DecodedAudio:
-    """Decode the bytes of an audio file; ``path`` is used only in error messages."""
+def decode_bytes(
+    data: bytes, path: str | os.PathLike[str] = "<bytes>", *, longest: float | None = None
+) -> DecodedAudio:
+    """Decode the bytes of an audio file; ``path`` is used only in error messages.
+
+    ``longest`` (seconds) bounds what is decoded here: a file found longer raises
+    :class:`LongAudio` as soon as that is known, for its caller to read it in blocks.
+    """
     if not data:
         raise AudioDecodeError(path, "file is empty (0 bytes)")
-    truncated = _check_wav_truncation(data)
+    truncated = check_wav_truncation(data)
     if truncated:
         raise AudioDecodeError(path, truncated)
+    cap = max_seconds()
+    limit = cap if longest is None else min(longest, cap)
     try:
-        decoded = _decode_pcm16_wav(data)
+        decoded = _decode_pcm16_wav(data, limit)
         is_pcm16 = decoded is not None  # 16-bit integers: always finite
         reasons = []
         for name, backend in (("soundfile", _decode_soundfile), ("ffmpeg", _decode_ffmpeg)):
             if decoded is not None:
                 break
             try:
-                decoded = backend(data)
-            except _TooLong:
-                raise  # the next backend would decode it all the same
+                decoded = backend(data, limit)
+            except Refused:
+                raise  # the next backend would refuse it all the same
             except Exception as exc:  # each backend has its own exception types
-                reasons.append(f"{name}: {_backend_reason(exc)}")
-    except _TooLong as exc:
+                reasons.append(f"{name}: {backend_reason(exc)}")
+    except TooLong as exc:
+        if limit < cap:
+            raise LongAudio(path) from exc
+        raise AudioDecodeError(path, str(exc)) from exc
+    except Refused as exc:
         raise AudioDecodeError(path, str(exc)) from exc
     if decoded is None:
         raise AudioDecodeError(path, "not decodable audio (" + "; ".join(reasons) + ")")
@@ -254,36 +290,57 @@ def decode_bytes(data: bytes, path: str | os.PathLike[str] = "<bytes>") -> Decod
     return decoded
 
 
-def read_bytes_and_stat(path: str | os.PathLike[str]) -> tuple[bytes, os.stat_result]:
+def open_regular(path: str | os.PathLike[str]) -> tuple[int, os.stat_result]:
+    """Open a file for reading and return its descriptor and ``fstat``; only a regular file
+    within :func:`max_file_bytes` is accepted, anything else raises :class:`AudioDecodeError`.
+
+    The stat is of what was opened (symlinks followed), so no device slips in by a link;
+    O_NONBLOCK means opening a FIFO without a writer does not wait for one (it is refused).
+    """
+    limit = max_file_bytes()
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_BINARY", 0))
+    except OSError as exc:
+        raise AudioDecodeError(path, f"cannot read file ({exc.strerror or exc})") from exc
+    try:
+        stat = os.fstat(fd)
+        if not S_ISREG(stat.st_mode):
+            raise AudioDecodeError(path, f"not a regular file ({_file_kind(stat.st_mode)})")
+        if stat.st_size > limit:
+            raise AudioDecodeError(path, _too_large(stat.st_size, limit))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, stat
+
+
+def read_bytes_and_stat(
+    path: str | os.PathLike[str], *, whole_up_to: int | None = None
+) -> tuple[bytes | None, os.stat_result]:
     """Read a file whole, with its ``stat`` taken from the same open file.
 
     The stat (size, mtime) belongs to the bytes read, which is what a cache keyed on it
     needs, and it costs no second look-up of the path. A file is read in one ``read`` of the
     size ``fstat`` gave plus a byte (a short file costs three system calls after ``open``,
     not five); one that grew meanwhile, or whose size is unknown, is read on to its end. OS
-    errors become :class:`AudioDecodeError`.
+    errors become :class:`AudioDecodeError`. A file over ``whole_up_to`` bytes is not read:
+    the bytes come back as None, for the caller to read it a block at a time.
     """
     limit = max_file_bytes()
+    fd, stat = open_regular(path)
     try:
-        # O_NONBLOCK: opening a FIFO without a writer must not wait for one (it is refused
-        # below); the flag changes nothing for a regular file.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_BINARY", 0))
-        try:
-            stat = os.fstat(fd)  # of what was opened, symlinks followed: no device slips in
-            if not S_ISREG(stat.st_mode):
-                raise AudioDecodeError(path, f"not a regular file ({_file_kind(stat.st_mode)})")
-            if stat.st_size > limit:
-                raise AudioDecodeError(path, _too_large(stat.st_size, limit))
-            data = os.read(fd, stat.st_size + 1) if stat.st_size < _ONE_READ else b""
-            if len(data) != stat.st_size:  # grew, or huge: on to the end, bounded
-                with open(fd, "rb", buffering=0, closefd=False) as handle:
-                    data += handle.read(limit + 1 - len(data))
-            if len(data) > limit:
-                raise AudioDecodeError(path, _too_large(len(data), limit))
-        finally:
-            os.close(fd)
+        if whole_up_to is not None and stat.st_size > whole_up_to:
+            return None, stat
+        data = os.read(fd, stat.st_size + 1) if stat.st_size < _ONE_READ else b""
+        if len(data) != stat.st_size:  # grew, or huge: on to the end, bounded
+            with open(fd, "rb", buffering=0, closefd=False) as handle:
+                data += handle.read(limit + 1 - len(data))
+        if len(data) > limit:
+            raise AudioDecodeError(path, _too_large(len(data), limit))
     except OSError as exc:
         raise AudioDecodeError(path, f"cannot read file ({exc.strerror or exc})") from exc
+    finally:
+        os.close(fd)
     return data, stat
 
 
@@ -305,9 +362,18 @@ def max_file_bytes() -> int:
 
 def _too_large(size: int, limit: int) -> str:
     return (
-        f"file is over {limit / 2**20:.0f} MB (read {size / 2**20:.0f} MB); raise "
-        f"{MAX_FILE_MB_ENV} to read it"
+        f"file is over the {round(limit / 2**20, 3):g} MB cap ({size / 2**20:.1f} MB); raise "
+        "--max-file-mb to read it"
     )
+
+
+def set_read_limits(max_file_mb: float | None = None, max_hours: float | None = None) -> None:
+    """Set the caps on one file's bytes and decoded duration for this process and every
+    worker it starts later (they are kept in the environment, which workers inherit)."""
+    if max_file_mb is not None:
+        os.environ[MAX_FILE_MB_ENV] = repr(float(max_file_mb))
+    if max_hours is not None:
+        os.environ[MAX_HOURS_ENV] = repr(float(max_hours))
 
 
 _KINDS = (
@@ -325,12 +391,27 @@ def _file_kind(mode: int) -> str:
 
 def read_bytes(path: str | os.PathLike[str]) -> bytes:
     """Read a file whole, turning OS errors into :class:`AudioDecodeError`."""
-    return read_bytes_and_stat(path)[0]
+    data, _ = read_bytes_and_stat(path)
+    assert data is not None  # read whole: no whole_up_to
+    return data
 
 
-def decode_file(path: str | os.PathLike[str]) -> DecodedAudio:
-    """Decode a file at its own rate and channel count."""
-    return decode_bytes(read_bytes(path), path)
+#: Files over this many bytes are never read whole by the scoring and audit paths.
+WHOLE_READ_BYTES = 64 << 20
+
+
+def decode_file(path: str | os.PathLike[str], *, longest: float | None = None) -> DecodedAudio:
+    """Decode a file at its own rate and channel count.
+
+    With ``longest`` (seconds), a file longer than that, or over :data:`WHOLE_READ_BYTES`,
+    raises :class:`LongAudio` instead: its caller reads it a block at a time.
+    """
+    if longest is None:
+        return decode_bytes(read_bytes(path), path)
+    data, _ = read_bytes_and_stat(path, whole_up_to=WHOLE_READ_BYTES)
+    if data is None:
+        raise LongAudio(path)
+    return decode_bytes(data, path, longest=longest)
 
 
 def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
@@ -354,6 +435,23 @@ def load_audio(path: str | os.PathLike[str], sample_rate: int | None = 16000) ->
     return resample(mono, decoded.sample_rate, sample_rate)
 
 
+class ContentHasher:
+    """:func:`audio_content_hash` fed a block at a time: the digest of consecutive blocks is
+    that of the whole signal, so a long file read in blocks hashes as if decoded whole."""
+
+    def __init__(self, sample_rate: int) -> None:
+        self._digest = hashlib.sha1(str(sample_rate).encode())
+
+    def update(self, mono: np.ndarray) -> None:
+        scaled = mono * np.float32(32768.0)  # a new array: the caller's audio is left alone
+        np.rint(scaled, out=scaled)
+        np.clip(scaled, -32768, 32767, out=scaled)
+        self._digest.update(np.ascontiguousarray(scaled.astype("<i2")))  # no second copy
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()
+
+
 def audio_content_hash(mono: np.ndarray, sample_rate: int) -> str:
     """A hash of what the audio sounds like, independent of container and codec.
 
@@ -361,12 +459,9 @@ def audio_content_hash(mono: np.ndarray, sample_rate: int) -> str:
     float -> PCM_16 of the same samples) hashes the same while any real edit does not.
     SHA-1 is used for speed (it runs on the CPU's SHA instructions), not for secrecy.
     """
-    scaled = mono * np.float32(32768.0)  # a new array: the caller's audio is left alone
-    np.rint(scaled, out=scaled)
-    np.clip(scaled, -32768, 32767, out=scaled)
-    digest = hashlib.sha1(str(sample_rate).encode())
-    digest.update(np.ascontiguousarray(scaled.astype("<i2")))  # the buffer itself, no copy
-    return digest.hexdigest()
+    hasher = ContentHasher(sample_rate)
+    hasher.update(mono)
+    return hasher.hexdigest()
 
 
 def decoded_content_hash(decoded: DecodedAudio) -> str:

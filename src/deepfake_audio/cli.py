@@ -47,11 +47,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)  # --help and usage errors exit here, before any import
     args.command_line = shlex.join(["deepfake-audio", *argv])  # for every output's provenance
     from deepfake_audio.allocator import keep_freed_memory
-    from deepfake_audio.audio import AudioDecodeError
+    from deepfake_audio.audio import AudioDecodeError, set_read_limits
     from deepfake_audio.data.layouts import DiscoveryError
     from deepfake_audio.data.separation import LeakError
 
     keep_freed_memory()  # large tensors reuse their pages: 1.3-3x faster on CPU
+    set_read_limits(getattr(args, "max_file_mb", None), getattr(args, "max_duration", None))
     try:
         return int(args.func(args) or EXIT_OK)
     except KeyboardInterrupt:

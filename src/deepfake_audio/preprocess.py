@@ -12,7 +12,8 @@ Choices (also in the README):
 * Normalization is per window: ``peak`` scales the largest magnitude to 1 (the original's
   choice), ``rms`` scales to unit RMS (then clips to [-1, 1] are not enforced), ``none``
   leaves it. A window whose peak is below :data:`~deepfake_audio.audio.SILENCE_PEAK` is
-  *silent*: it is flagged and left as it is, never divided by (almost) zero.
+  *silent*: it is flagged and left as it is, never divided by (almost) zero. Scoring leaves
+  silent windows out (a file with nothing else gets no verdict); training keeps them.
 """
 
 from __future__ import annotations
@@ -107,25 +108,82 @@ def make_window(
     return normalize(crop_window(samples, length, offset), config.normalization)
 
 
+class WindowCutter:
+    """Cuts a signal that arrives in blocks into the windows :func:`sliding_windows` would cut
+    from the whole: windows every hop, the last one aligned to the end, a clip shorter than a
+    window repeat-padded. Only the samples a window still needs are kept (at most a window
+    and a hop), so a long file is windowed in memory that does not grow with it.
+
+    With ``drop_silent``, silent windows (peak below
+    :data:`~deepfake_audio.audio.SILENCE_PEAK`) are left out: there is nothing in them for a
+    detector to judge, and what a model says of silence is not evidence either way.
+    """
+
+    def __init__(
+        self, config: PreprocessConfig, hop_seconds: float | None = None, drop_silent: bool = False
+    ) -> None:
+        self.config = config
+        self.drop_silent = drop_silent
+        self.length = config.window_samples
+        self.hop = (
+            self.length if hop_seconds is None else max(1, round(hop_seconds * config.sample_rate))
+        )
+        self._pending = np.zeros(0, dtype=np.float32)
+        self._offset = 0  # position in the signal of _pending[0]
+        self._next = 0  # position of the next window to cut
+        self._last: int | None = None  # position of the last window cut
+
+    def feed(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The windows ``samples`` completes: ``(windows, start_seconds)``, maybe none."""
+        self._pending = np.concatenate([self._pending, samples]) if self._pending.size else samples
+        end = self._offset + len(self._pending)
+        starts = list(range(self._next, end - self.length + 1, self.hop))
+        windows = self._cut(starts)
+        if starts:
+            self._next, self._last = starts[-1] + self.hop, starts[-1]
+        keep = max(self._offset, min(self._next, end - self.length))  # the end window's start
+        self._pending = self._pending[keep - self._offset :]
+        self._offset = keep
+        return windows
+
+    def finish(self) -> tuple[np.ndarray, np.ndarray]:
+        """The windows left once the signal has ended: the end-aligned one, or the one
+        repeat-padded window of a clip shorter than a window."""
+        end = self._offset + len(self._pending)
+        if self._last is None:
+            if end == 0:
+                raise ValueError("cannot window an empty clip")
+            return self._cut([0])
+        if self._last + self.length < end:
+            return self._cut([end - self.length])
+        return self._cut([])
+
+    def _cut(self, starts: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        mode = self.config.normalization
+        windows, kept = [], []
+        for start in starts:
+            window = crop_window(self._pending, self.length, start - self._offset)
+            window, silent = normalize(window, mode)
+            if not (silent and self.drop_silent):
+                windows.append(window)
+                kept.append(start)
+        stacked = np.stack(windows) if windows else np.zeros((0, self.length), np.float32)
+        return stacked, np.asarray(kept, dtype=np.float64) / self.config.sample_rate
+
+
 def sliding_windows(
-    samples: np.ndarray, config: PreprocessConfig, hop_seconds: float | None = None
+    samples: np.ndarray,
+    config: PreprocessConfig,
+    hop_seconds: float | None = None,
+    drop_silent: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Cover a whole clip with windows; returns ``(windows, start_seconds)``.
 
     ``windows`` is ``(num_windows, window_samples)`` float32, each normalized. The hop defaults
     to the window length; the last window is aligned to the clip's end so no audio is left out,
-    and a clip shorter than one window gives one repeat-padded window.
+    and a clip shorter than one window gives one repeat-padded window. ``drop_silent`` leaves
+    silent windows out (see :class:`WindowCutter`).
     """
-    length = config.window_samples
-    hop = length if hop_seconds is None else max(1, round(hop_seconds * config.sample_rate))
-    total = samples.shape[-1]
-    if total <= length:
-        starts = [0]
-    else:
-        starts = list(range(0, total - length + 1, hop))
-        if starts[-1] + length < total:
-            starts.append(total - length)
-    windows = np.stack(
-        [normalize(crop_window(samples, length, s), config.normalization)[0] for s in starts]
-    )
-    return windows, np.asarray(starts, dtype=np.float64) / config.sample_rate
+    cutter = WindowCutter(config, hop_seconds, drop_silent)
+    parts = [cutter.feed(samples), cutter.finish()]
+    return np.concatenate([w for w, _ in parts]), np.concatenate([s for _, s in parts])

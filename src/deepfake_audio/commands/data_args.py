@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from deepfake_audio.commands.read_limits import add_read_limit_options
 from deepfake_audio.data.layouts import LAYOUTS
 
 if TYPE_CHECKING:
@@ -83,6 +84,7 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
     add_selection_options(group)
     add_preparation_options(group)
     group.add_argument("--workers", type=int, help="processes for decoding (default: all cores)")
+    add_read_limit_options(parser)
 
 
 def data_options_from_args(args: argparse.Namespace) -> DataOptions:

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from deepfake_audio.commands.read_limits import add_read_limit_options
 from deepfake_audio.parallel import default_workers
 from deepfake_audio.scoring.options import AGGREGATIONS, ScoringOptions
 
@@ -76,8 +77,8 @@ def add_scoring_options(parser: argparse.ArgumentParser, *, verdicts: bool = Tru
     group.add_argument(
         "--batch-size",
         type=_positive_int,
-        default=64,
-        help="windows per inference batch (default 64)",
+        help="windows per inference batch (default: as many as fit in 256 MB, at most 64; "
+        "measured per model at start)",
     )
     group.add_argument(
         "--device",
@@ -92,6 +93,7 @@ def add_scoring_options(parser: argparse.ArgumentParser, *, verdicts: bool = Tru
         f"(default {default_workers()}: every core; 1 decodes in the main process)",
     )
     group.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_read_limit_options(parser)
 
 
 def scoring_options(args: argparse.Namespace, *, progress: bool = True) -> ScoringOptions:

@@ -4,10 +4,17 @@ Each file is read from disk once: its bytes are hashed, decoded from memory, the
 samples are hashed (see :func:`~deepfake_audio.audio.audio_content_hash`) and, when a target
 rate is given, resampled for the cache. Bad files come back as results with an ``error``
 instead of raising, so a batch always finishes.
+
+A file that decodes to more than :data:`~deepfake_audio.audio_stream.LONG_SECONDS`, or is over
+:data:`~deepfake_audio.audio.WHOLE_READ_BYTES`, is decoded a block at a time
+(:class:`~deepfake_audio.audio_stream.AudioBlocks`): its hashes are those of the whole, and
+an audit's memory does not grow with its duration. (The training cache keeps the audio it
+asks for, resampled, whatever its length.)
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -16,13 +23,17 @@ import numpy as np
 
 from deepfake_audio.audio import (
     SILENCE_PEAK,
+    WHOLE_READ_BYTES,
     AudioDecodeError,
+    ContentHasher,
+    LongAudio,
     decode_bytes,
     decoded_content_hash,
     file_bytes_hash,
     read_bytes_and_stat,
     resample,
 )
+from deepfake_audio.audio_stream import LONG_SECONDS, AudioBlocks, StreamResampler
 from deepfake_audio.parallel import ordered_map
 
 
@@ -48,15 +59,24 @@ class ProbeResult:
 def probe_file(path: str, target_rate: int | None = None) -> ProbeResult:
     """Hash and decode one file; never raises for a bad file (see ``ProbeResult.error``)."""
     try:
-        data, stat = read_bytes_and_stat(path)
+        data, stat = read_bytes_and_stat(path, whole_up_to=WHOLE_READ_BYTES)
     except AudioDecodeError as exc:
         return ProbeResult(path=path, error=exc.reason)
+    keys = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
     try:
-        decoded = decode_bytes(data, path)
+        if data is not None:
+            try:
+                decoded = decode_bytes(data, path, longest=LONG_SECONDS)
+            except LongAudio:
+                pass
+            else:
+                return _whole(path, data, decoded, target_rate, keys)
+        return _in_blocks(path, data, target_rate, keys)
     except AudioDecodeError as exc:
-        return ProbeResult(
-            path=path, error=exc.reason, size=stat.st_size, mtime_ns=stat.st_mtime_ns
-        )
+        return ProbeResult(path=path, error=exc.reason, **keys)
+
+
+def _whole(path: str, data: bytes, decoded, target_rate: int | None, keys: dict) -> ProbeResult:
     mono = decoded.mono()
     # max |x| without the temporary |x|: float32 negation is exact, so this is the same test.
     peak = max(mono.max(), -mono.min())
@@ -68,12 +88,48 @@ def probe_file(path: str, target_rate: int | None = None) -> ProbeResult:
         file_hash=file_bytes_hash(data),
         audio_hash=decoded_content_hash(decoded),
         silent=bool(peak < SILENCE_PEAK),
-        size=stat.st_size,
-        mtime_ns=stat.st_mtime_ns,
+        **keys,
     )
     if target_rate is not None:
         result.audio = resample(mono, decoded.sample_rate, target_rate)
     return result
+
+
+def _in_blocks(path: str, data: bytes | None, target_rate: int | None, keys: dict) -> ProbeResult:
+    """:func:`probe_file` of a long file, a block at a time: the same hashes as whole."""
+    blocks = AudioBlocks(path, data)
+    hasher: ContentHasher | None = None
+    resampler: StreamResampler | None = None
+    kept: list[np.ndarray] = []  # the audio at the target rate, only when it is asked for
+    peak = 0.0
+    for mono in blocks:
+        if hasher is None:
+            hasher = ContentHasher(blocks.sample_rate)
+            if target_rate is not None:
+                resampler = StreamResampler(blocks.sample_rate, target_rate)
+        hasher.update(mono)
+        peak = max(peak, float(mono.max()), float(-mono.min()))
+        if resampler is not None:
+            kept.append(resampler(mono))
+    assert hasher is not None  # AudioBlocks raises for a file with no samples
+    if resampler is not None:
+        kept.append(resampler(np.zeros(0, dtype=np.float32), last=True))
+    if data is None:
+        with open(path, "rb") as handle:  # a regular file: AudioBlocks checked it
+            file_hash = hashlib.file_digest(handle, "sha1").hexdigest()
+    else:
+        file_hash = file_bytes_hash(data)
+    return ProbeResult(
+        path=path,
+        duration=blocks.duration,
+        sample_rate=blocks.sample_rate,
+        num_channels=blocks.num_channels,
+        file_hash=file_hash,
+        audio_hash=hasher.hexdigest(),
+        silent=bool(peak < SILENCE_PEAK),
+        audio=np.concatenate(kept) if kept else None,
+        **keys,
+    )
 
 
 def probe_files(

@@ -55,13 +55,14 @@ class ScoringOptions:
 
     ``threshold`` overrides every model's stored threshold; ``workers`` is the number of
     processes decoding audio while this one runs the models (1: decode here); ``batch_size``
-    counts windows, pooled across files.
+    counts windows, pooled across files (None: as many as fit in a modest share of memory,
+    see :func:`deepfake_audio.scoring.engine.fit_batch`).
     """
 
     threshold: float | None = None
     hop_seconds: float | None = None
     aggregation: Aggregation = "mean"
-    batch_size: int = 64
+    batch_size: int | None = None
     workers: int = 1
     device: str = "auto"
     progress: bool = False
@@ -69,7 +70,7 @@ class ScoringOptions:
     def __post_init__(self) -> None:
         if self.aggregation not in AGGREGATIONS:
             raise ValueError(f"unknown aggregation {self.aggregation!r}; use mean or max")
-        if self.batch_size < 1:
+        if self.batch_size is not None and self.batch_size < 1:
             raise ValueError(f"batch size must be at least 1, got {self.batch_size}")
         if self.workers < 1:
             raise ValueError(f"workers must be at least 1, got {self.workers}")

@@ -21,7 +21,7 @@ from deepfake_audio.audio import AudioDecodeError
 from deepfake_audio.data.loading import AudioSource
 from deepfake_audio.data.records import FAKE, ClipRecord
 from deepfake_audio.preprocess import PreprocessConfig
-from deepfake_audio.scoring.windows import PreparedFile, prepare_audio
+from deepfake_audio.scoring.windows import PreparedFile, prepare_audio, prepared
 
 #: Probabilities are clipped to [EPSILON, 1] before the log of the validation loss.
 EPSILON = 1e-7
@@ -60,9 +60,7 @@ class ValidationClips(Dataset):
         except AudioDecodeError as exc:
             return index, PreparedFile(path=path, error=exc.reason)
         windows = prepare_audio(samples, rate, [self.preprocess], self.hop_seconds)
-        return index, PreparedFile(
-            path=path, duration=samples.shape[-1] / rate, sample_rate=rate, windows=windows
-        )
+        return index, prepared(path, windows, samples.shape[-1] / rate, rate)
 
 
 def collate_items(items: list[ValidationItem]) -> list[ValidationItem]:
