@@ -75,12 +75,12 @@ def test_lines_use_the_stored_threshold_and_override(models, clips, capsys) -> N
     out = capsys.readouterr().out.splitlines()
     assert code == 0  # completed: the broken file is listed, the others judged
     assert len(out) == 3
-    assert sum("(threshold 0.4123)" in line for line in out) == 2
+    assert sum("(eer threshold 0.4123, prior 0.5)" in line for line in out) == 2
     broken = next(line for line in out if "broken.wav" in line)
     assert broken.startswith("ERROR")
     main(["predict", str(clips["fake"]), "-m", str(models["other"]), "--threshold", "0.0"])
     line = capsys.readouterr().out.strip()
-    assert line.startswith("FAKE") and "(threshold 0.0000)" in line
+    assert line.startswith("FAKE") and "(threshold threshold 0.0000, prior 0.5)" in line
 
 
 def predict_files(detectors, paths):

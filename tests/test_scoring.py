@@ -101,7 +101,7 @@ def test_pooled_scores_match_each_file_scored_alone(files, detectors) -> None:
             clip = result.clips[name]
             assert clip.score == pytest.approx(float(np.mean(alone)), abs=1e-5)
             np.testing.assert_allclose(clip.window_scores, alone, atol=1e-5)
-            assert scored.p_fake[name][k] == clip.score
+            assert scored.p_fake[name][k] == pytest.approx(clip.score, rel=1e-9)  # identity
         ensemble = np.mean([c.score for c in result.clips.values()])
         assert scored.p_fake[ENSEMBLE][k] == pytest.approx(ensemble)
 
@@ -216,7 +216,7 @@ def test_lineup_names_thresholds_and_ensemble(tmp_path: Path) -> None:
     assert lineup.sources["a"].endswith("a.safetensors")
     scores = lineup.with_fused({"a": np.array([0.1, 0.9]), "b": np.array([0.3, 0.5])})
     np.testing.assert_allclose(scores[ENSEMBLE], [0.2, 0.7])
-    overridden = make_lineup(detectors, threshold=0.5)
+    overridden = make_lineup(detectors, options=ScoringOptions(threshold=0.5))
     assert set(overridden.thresholds.values()) == {0.5}
     single = make_lineup(detectors[:1])
     assert single.models == ["a"]

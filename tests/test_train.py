@@ -148,7 +148,7 @@ def _rescore(run_dir: Path, checkpoint: Path) -> dict:
     inputs = scoring_inputs([r.path for r in records])
     table = score_table([load_checkpoint(checkpoint)], [i.record for i in inputs], ScoringOptions())
     assert all(len(f.clips[f"{checkpoint.stem}"].window_scores) == 2 for f in table.files)
-    scores = table.p_fake[checkpoint.stem]
+    scores = table.raw[checkpoint.stem]  # the model's own scores, as validation
     labels = np.array([r.label for r in records])
     eer, threshold = equal_error_rate(labels, scores)
     called_fake = scores >= read_metadata(checkpoint)["threshold"]

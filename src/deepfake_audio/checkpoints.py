@@ -25,6 +25,7 @@ from deepfake_audio.data.records import LABEL_NAMES
 from deepfake_audio.fileio import atomic_output
 from deepfake_audio.models.registry import build_model, config_dict
 from deepfake_audio.preprocess import PreprocessConfig
+from deepfake_audio.scoring.calibration import Calibration, CalibrationError
 
 FORMAT = "deepfake-audio-checkpoint/1"
 FINAL_NAME = "fake_or_real_classifier.safetensors"  # a run's chosen model
@@ -44,6 +45,7 @@ def save_checkpoint(
     metrics: dict[str, Any] | None = None,
     threshold: float = DEFAULT_THRESHOLD,
     scoring_rule: dict[str, Any] | None = None,
+    calibration: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Path:
     """Write ``model``'s weights and metadata atomically (temp name, then rename).
@@ -51,8 +53,10 @@ def save_checkpoint(
     ``metrics`` are the validation metrics; ``threshold`` is the fake-probability threshold
     to use by default (the validation EER threshold after training); ``scoring_rule`` is how
     the scores behind that threshold were made (window aggregation and hop, see
-    :class:`deepfake_audio.scoring.options.ScoringRule`); ``extra`` holds anything else worth
-    keeping (epoch, manifest fingerprint, training config...).
+    :class:`deepfake_audio.scoring.options.ScoringRule`); ``calibration`` maps its scores to
+    log-likelihood ratios (:class:`deepfake_audio.scoring.calibration.Calibration`, as a
+    dict; none: the identity); ``extra`` holds anything else worth keeping (epoch, manifest
+    fingerprint, training config...).
     """
     metadata = {
         "format": FORMAT,
@@ -63,6 +67,7 @@ def save_checkpoint(
         "metrics": json.dumps(metrics or {}),
         "threshold": json.dumps(float(threshold)),
         **({"scoring_rule": json.dumps(scoring_rule)} if scoring_rule is not None else {}),
+        **({"calibration": json.dumps(calibration)} if calibration is not None else {}),
         "package_version": __version__,
         "extra": json.dumps(extra or {}),
     }
@@ -71,6 +76,22 @@ def save_checkpoint(
         save_file(tensors, str(tmp), metadata=metadata)
         tmp.chmod(0o644)  # safetensors creates files readable by their owner only
     return Path(path)
+
+
+def copy_with_metadata(
+    source: str | os.PathLike[str], target: str | os.PathLike[str], updates: dict[str, Any]
+) -> Path:
+    """Write ``source``'s weights to ``target`` with metadata fields replaced by ``updates``
+    (JSON-encoded), atomically; ``source`` is never modified. Used for a run's final model
+    and for a recalibrated one."""
+    with safe_open(str(source), framework="pt") as handle:
+        metadata = dict(handle.metadata() or {})
+        tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+    metadata.update({key: json.dumps(value) for key, value in updates.items()})
+    with atomic_output(target) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+        tmp.chmod(0o644)  # readable like the epoch files (safetensors creates 0600)
+    return Path(target)
 
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -113,6 +134,13 @@ class Detector:
         extra = self.metadata.get("extra")
         origin = extra.get("selected_from") if isinstance(extra, dict) else None
         return str(origin) if origin else None
+
+    @property
+    def calibration(self) -> Calibration:
+        """The stored map from scores to log-likelihood ratios; the identity when the file
+        has none (checked by :func:`check_checkpoint` when it has)."""
+        stored = self.metadata.get("calibration")
+        return Calibration() if stored is None else Calibration.from_dict(stored)
 
     @property
     def stored_rule(self) -> dict[str, Any] | None:
@@ -175,6 +203,11 @@ def check_checkpoint(path: str | os.PathLike[str]) -> CheckedMetadata:
         isinstance(threshold, int | float) and math.isfinite(threshold) and 0 <= threshold <= 1
     ):
         raise bad("threshold", f"must be a number in [0, 1], got {threshold!r}")
+    if "calibration" in metadata:
+        try:
+            Calibration.from_dict(metadata["calibration"])
+        except CalibrationError as exc:
+            raise bad("calibration", str(exc)) from exc
     samples = config.get("input_samples")
     if samples is not None and samples != preprocess.window_samples:
         raise bad(

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from deepfake_audio.commands.read_limits import add_read_limit_options
 from deepfake_audio.parallel import default_workers
-from deepfake_audio.scoring.options import AGGREGATIONS, ScoringOptions
+from deepfake_audio.scoring.options import AGGREGATIONS, DECISIONS, ScoringOptions
 
 if TYPE_CHECKING:
     from deepfake_audio.data.records import ClipRecord
@@ -35,6 +35,13 @@ def _probability(text: str) -> float:
     return value
 
 
+def _open_probability(text: str) -> float:
+    value = float(text)
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be strictly between 0 and 1, got {text}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -48,11 +55,32 @@ def add_scoring_options(parser: argparse.ArgumentParser, *, verdicts: bool = Tru
     group = parser.add_argument_group("scoring")
     if verdicts:
         group.add_argument(
+            "--decision",
+            choices=DECISIONS,
+            default="auto",
+            help="how a verdict is reached: bayes calls a file fake when that costs least "
+            "for --prior-fake and the costs; eer uses the model's validation equal-error "
+            "threshold; auto (default): bayes for calibrated models, eer for the others "
+            "(and for the ensemble and fusion)",
+        )
+        group.add_argument(
             "--threshold",
             type=_probability,
-            help="call a file fake when its probability of fake is at least this (default: "
-            "each model's stored validation-EER threshold; the ensemble uses their mean, the "
-            "fusion its own)",
+            help="instead of --decision: call a file fake when its P(fake) is at least this",
+        )
+        group.add_argument(
+            "--cost-miss",
+            type=_positive_float,
+            default=1.0,
+            metavar="COST",
+            help="cost of calling a real file fake, for --decision bayes (default 1)",
+        )
+        group.add_argument(
+            "--cost-fa",
+            type=_positive_float,
+            default=1.0,
+            metavar="COST",
+            help="cost of calling a fake file real, for --decision bayes (default 1)",
         )
         group.add_argument(
             "--fusion",
@@ -60,6 +88,14 @@ def add_scoring_options(parser: argparse.ArgumentParser, *, verdicts: bool = Tru
             help="a fusion file written by `deepfake-audio fuse` for exactly these models: "
             "adds a model named fusion (learned weights, its own stored threshold)",
         )
+    group.add_argument(
+        "--prior-fake",
+        type=_open_probability,
+        default=0.5,
+        metavar="P",
+        help="the share of fakes you expect: P(fake) is the posterior at this prior (default "
+        "0.5: the evidence alone)",
+    )
     group.add_argument(
         "--aggregate",
         choices=AGGREGATIONS,
@@ -101,6 +137,10 @@ def scoring_options(args: argparse.Namespace, *, progress: bool = True) -> Scori
     bars whatever ``--no-progress`` says, e.g. when stdout carries JSON)."""
     return ScoringOptions(
         threshold=getattr(args, "threshold", None),
+        decision=getattr(args, "decision", "auto"),
+        prior_fake=args.prior_fake,
+        cost_miss=getattr(args, "cost_miss", 1.0),
+        cost_fa=getattr(args, "cost_fa", 1.0),
         hop_seconds=args.hop,
         aggregation=args.aggregate,
         batch_size=args.batch_size,

@@ -26,7 +26,7 @@ from deepfake_audio import metrics
 from deepfake_audio.checkpoints import FINAL_NAME, CheckpointError, check_checkpoint
 from deepfake_audio.data.records import FAKE, LABEL_NAMES
 from deepfake_audio.fileio import atomic_output, write_text_atomic
-from deepfake_audio.reports.evaluate import breakdown
+from deepfake_audio.reports.evaluate import breakdown, summarize
 from deepfake_audio.reports.safe import csv_cell, printable
 from deepfake_audio.scoring.table import ScoreTable
 
@@ -107,6 +107,11 @@ class ModelSummary:
     eer: float = math.nan
     eer_threshold: float = math.nan
     roc_auc: float = math.nan
+    min_dcf: float = math.nan  # ASVspoof 5 (see reports.evaluate.COSTS), from the llr
+    act_dcf: float = math.nan
+    cllr: float = math.nan  # bits
+    rule: str = ""  # the decision rule behind threshold (bayes, eer, threshold)
+    prior_fake: float = 0.5
     path: str = ""
     rank: int | None = None  # 1 = best; None when no file carries a label
     same_as: str = ""  # the model whose weights these are (a run's final model: its epoch)
@@ -149,7 +154,12 @@ class Comparison:
 
 
 def _summary(
-    name: str, threshold: float, scores: np.ndarray, labels: list[int | None], path: str
+    name: str,
+    threshold: float,
+    scores: np.ndarray,
+    llr: np.ndarray,
+    labels: list[int | None],
+    path: str,
 ) -> ModelSummary:
     called_fake = metrics.predict(scores, threshold) == FAKE
     confidence = np.where(called_fake, scores, 1.0 - scores)
@@ -165,9 +175,12 @@ def _summary(
     )
     known = [i for i, label in enumerate(labels) if label is not None]
     if known:
-        stats = metrics.summarize(np.asarray([labels[i] for i in known]), scores[known], threshold)
+        known_labels = np.asarray([labels[i] for i in known])
+        stats = summarize(known_labels, scores[known], threshold, llr[known])
         summary.labelled = len(known)
         for key in ("accuracy", "balanced_accuracy", "eer", "eer_threshold", "roc_auc"):
+            setattr(summary, key, stats[key])
+        for key in ("min_dcf", "act_dcf", "cllr"):
             setattr(summary, key, stats[key])
     return summary
 
@@ -193,6 +206,7 @@ def compare(table: ScoreTable) -> Comparison:
             name,
             lineup.thresholds[name],
             np.asarray(table.p_fake[name], dtype=np.float64),
+            np.asarray(table.llr[name], dtype=np.float64),
             labels,
             lineup.sources.get(name, ""),
         )
@@ -200,14 +214,16 @@ def compare(table: ScoreTable) -> Comparison:
     ]
     for summary in summaries:
         summary.same_as = lineup.aliases.get(summary.name, "")
+        decision = lineup.decision(summary.name)
+        summary.rule, summary.prior_fake = str(decision["rule"]), float(decision["prior_fake"])
     labelled = [r for r in table.records if r.label is not None]
     by_generator: dict[str, dict] = {}
     if any(r.generator and r.label == FAKE for r in labelled):
         keep = np.asarray([r.label is not None for r in table.records])
         by_generator = {
-            name: breakdown(labelled, table.p_fake[name][keep], lineup.thresholds[name])[
-                "by_generator"
-            ]
+            name: breakdown(
+                labelled, table.p_fake[name][keep], lineup.thresholds[name], table.llr[name][keep]
+            )["by_generator"]
             for name in lineup.models
         }
     return Comparison(
@@ -337,15 +353,18 @@ def write_comparison(
             line += [_prediction(p, comparison.thresholds[name]), f"{p:.6f}"]
         file_rows.append(line)
     summary_header = [
-        "rank", "model", "threshold", "files", "called_fake", "called_real", "mean_p_fake",
-        "mean_confidence", "labelled", "accuracy", "balanced_accuracy", "eer", "eer_threshold",
-        "roc_auc", "checkpoint", "same_weights_as",
+        "rank", "model", "threshold", "decision", "prior_fake", "files", "called_fake",
+        "called_real", "mean_p_fake", "mean_confidence", "labelled", "accuracy",
+        "balanced_accuracy", "eer", "eer_threshold", "roc_auc", "min_dcf", "act_dcf", "cllr",
+        "checkpoint", "same_weights_as",
     ]  # fmt: skip
     summary_rows = [
         [
             "" if s.rank is None else s.rank,
             s.name,
             f"{s.threshold:.6f}",
+            s.rule,
+            f"{s.prior_fake:g}",
             s.files,
             s.called_fake,
             s.called_real,
@@ -357,6 +376,9 @@ def write_comparison(
             _fmt(s.eer),
             _fmt(s.eer_threshold),
             _fmt(s.roc_auc),
+            _fmt(s.min_dcf),
+            _fmt(s.act_dcf),
+            _fmt(s.cllr),
             s.path,
             s.same_as,
         ]
@@ -414,18 +436,23 @@ def format_report(comparison: Comparison, top: int = 20) -> str:
     def pct(value: float) -> str:
         return "    -" if math.isnan(value) else f"{100 * value:5.1f}"
 
+    def num(value: float) -> str:
+        return "     -" if math.isnan(value) else f"{value:6.3f}"
+
     width = max([len(n) for n in comparison.models] + [5])
     lines = [
-        f"rank  {'model':<{width}}  thresh   files   fake   real  mean_p  conf   acc%  bacc%  eer%"
-        "   auc",
+        f"rank  {'model':<{width}}  rule  thresh   files   fake   real  mean_p  conf   acc%  "
+        "bacc%  eer%   auc  minDCF actDCF   Cllr",
     ]
     for s in comparison.summaries:
         auc = "    -" if math.isnan(s.roc_auc) else f"{s.roc_auc:.3f}"
         rank = "-" if s.rank is None else str(s.rank)
+        rule = {"threshold": "fixed"}.get(s.rule, s.rule)
         lines.append(
-            f"{rank:>4}  {s.name:<{width}}  {s.threshold:.4f} {s.files:6d} {s.called_fake:6d} "
-            f"{s.called_real:6d}  {s.mean_p_fake:.3f}  {s.mean_confidence:.3f} {pct(s.accuracy)} "
-            f"{pct(s.balanced_accuracy)} {pct(s.eer)} {auc}"
+            f"{rank:>4}  {s.name:<{width}}  {rule:<5} {s.threshold:.4f} {s.files:6d} "
+            f"{s.called_fake:6d} {s.called_real:6d}  {s.mean_p_fake:.3f}  "
+            f"{s.mean_confidence:.3f} {pct(s.accuracy)} {pct(s.balanced_accuracy)} "
+            f"{pct(s.eer)} {auc} {num(s.min_dcf)} {num(s.act_dcf)} {num(s.cllr)}"
         )
     for s in comparison.summaries:
         if s.same_as:

@@ -1,10 +1,13 @@
 """Metrics of one or more models on labelled data, overall and per dataset type and generator.
 
 A report over a :class:`~deepfake_audio.scoring.table.ScoreTable`. Every number comes from
-:mod:`deepfake_audio.metrics` at the model's own threshold (its
-validation EER threshold, unless overridden). Per generator, a group holds only fakes, so its
-EER and AUC pit that generator's fakes against *all* real clips of the evaluation set (the
-ASVspoof per-attack practice); its ``fake_detection_rate`` is the share of its fakes caught.
+:mod:`deepfake_audio.metrics`: accuracy and the confusion at the model's decision threshold
+(the rule, prior and threshold are stated beside them), EER and AUC from its scores, and the
+ASVspoof 5 metrics from its calibrated log-likelihood ratios: minDCF and actDCF (π_spoof
+0.05, C_miss 1, C_fa 10, written into the report), Cllr and minCllr in bits. Per generator,
+a group holds only fakes, so its metrics pit that generator's fakes against *all* real clips
+of the evaluation set (the ASVspoof per-attack practice); its ``fake_detection_rate`` is the
+share of its fakes caught.
 """
 
 from __future__ import annotations
@@ -32,29 +35,54 @@ GENERATOR_NOTE = (
 )
 
 
-def breakdown(records: Sequence[ClipRecord], scores: np.ndarray, threshold: float) -> dict:
-    """Overall, per dataset type and per generator metrics of one model's file scores."""
+#: The ASVspoof 5 cost parameters of minDCF and actDCF, written into every report.
+COSTS = {"p_spoof": metrics.P_SPOOF, "c_miss": metrics.C_MISS, "c_fa": metrics.C_FA}
+
+
+def summarize(
+    labels: np.ndarray, scores: np.ndarray, threshold: float, llr: np.ndarray | None
+) -> dict:
+    """:func:`deepfake_audio.metrics.summarize` plus, with ``llr``, the ASVspoof 5 metrics."""
+    out = metrics.summarize(labels, scores, threshold)
+    if llr is not None:
+        out |= {
+            "min_dcf": metrics.min_dcf(labels, llr, **COSTS),
+            "act_dcf": metrics.act_dcf(labels, llr, **COSTS),
+            "cllr": metrics.cllr(labels, llr),
+            "min_cllr": metrics.min_cllr(labels, llr),
+        }
+    return out
+
+
+def breakdown(
+    records: Sequence[ClipRecord],
+    scores: np.ndarray,
+    threshold: float,
+    llr: np.ndarray | None = None,
+) -> dict:
+    """Overall, per dataset type and per generator metrics of one model's file scores
+    (P(fake) judged at ``threshold``), with the ASVspoof 5 metrics when ``llr`` is given."""
     labels = np.asarray([r.label for r in records])
-    result = {"overall": metrics.summarize(labels, scores, threshold)}
+
+    def stats(idx: np.ndarray | list[int]) -> dict:
+        return summarize(labels[idx], scores[idx], threshold, None if llr is None else llr[idx])
+
+    result = {"overall": stats(np.arange(len(labels)))}
     by_type: dict[str, list[int]] = defaultdict(list)
     by_generator: dict[str, list[int]] = defaultdict(list)
     for index, record in enumerate(records):
         by_type[record.dataset_type].append(index)
         if record.label == FAKE and record.generator:
             by_generator[record.generator].append(index)
-    result["by_dataset_type"] = {
-        name: metrics.summarize(labels[idx], scores[idx], threshold)
-        for name, idx in sorted(by_type.items())
-    }
+    result["by_dataset_type"] = {name: stats(idx) for name, idx in sorted(by_type.items())}
     reals = np.flatnonzero(labels != FAKE)
     per_generator = {}
     for name, idx in sorted(by_generator.items()):
-        pooled = np.concatenate([np.asarray(idx), reals])
-        stats = metrics.summarize(labels[pooled], scores[pooled], threshold)
-        stats["fake_count"] = len(idx)
-        stats["real_count"] = int(reals.size)
-        stats["fake_detection_rate"] = float(np.mean(scores[idx] >= threshold))
-        per_generator[name] = stats
+        group = stats(np.concatenate([np.asarray(idx), reals]))
+        group["fake_count"] = len(idx)
+        group["real_count"] = int(reals.size)
+        group["fake_detection_rate"] = float(np.mean(scores[idx] >= threshold))
+        per_generator[name] = group
     result["by_generator"] = per_generator
     return result
 
@@ -105,7 +133,7 @@ def evaluate(table: ScoreTable, unreadable: Sequence[tuple[str, str]] = ()) -> E
     if table.records:
         for name in table.models:
             evaluation.results[name] = breakdown(
-                table.records, table.p_fake[name], table.thresholds[name]
+                table.records, table.p_fake[name], table.thresholds[name], table.llr[name]
             )
     return evaluation
 
@@ -117,7 +145,8 @@ def write_evaluation(
     settings: dict | None = None,
     provenance: dict | None = None,
 ) -> dict[str, Path]:
-    """Write ``metrics.json``, ``scores.csv``, ``roc.png``, ``det.png``, ``score_histogram.png``.
+    """Write ``metrics.json``, ``scores.csv``, ``roc.png``, ``det.png``, ``score_histogram.png``,
+    ``calibration.png`` (reliability) and ``ape.png`` (actual vs minimum cost over priors).
 
     They are written as a set (staged, then moved in): a failure half-way leaves the previous
     report whole rather than a mix of old and new files.
@@ -130,18 +159,31 @@ def write_evaluation(
 def _write_files(
     evaluation: Evaluation, out: Path, settings: dict | None, provenance: dict | None
 ) -> dict[str, Path]:
+    from deepfake_audio.plots.calibration import plot_ape, plot_reliability
     from deepfake_audio.plots.evaluation import plot_det, plot_histograms, plot_roc
 
+    lineup = evaluation.table.lineup
+    deciding = lineup.deciding_model()
     document = {
         "provenance": provenance or {},
         "settings": settings or {},
         "files_scored": len(evaluation.records),
         "unreadable": [{"path": p, "reason": r} for p, r in evaluation.unreadable],
-        "notes": {"by_generator": GENERATOR_NOTE},
+        "cost_parameters": COSTS,
+        "notes": {
+            "by_generator": GENERATOR_NOTE,
+            "asvspoof5": "min_dcf and act_dcf are normalized detection costs (a miss: a real "
+            "clip called fake; a false alarm: a fake clip called real), act_dcf at the Bayes "
+            "threshold of the calibrated llr; cllr and min_cllr in bits",
+            "p_fake": "the posterior probability of fake at the decision's prior_fake",
+        },
+        "deciding_model": deciding,
         "models": {
             name: {
-                "checkpoint": evaluation.table.lineup.sources.get(name, ""),
+                "checkpoint": lineup.sources.get(name, ""),
                 "threshold": evaluation.thresholds[name],
+                "decision": lineup.decision(name),
+                "calibration": lineup.calibration(name).to_dict(),
                 **evaluation.results.get(name, {}),
             }
             for name in evaluation.models
@@ -153,8 +195,9 @@ def _write_files(
         )
     }
     header = ["path", "label", "split", "dataset_type", "generator", "windows"]
+    header += ["p_fake", "llr", "prediction"]  # the deciding model's (see metrics.json)
     for name in evaluation.models:
-        header += [f"{name}_p_fake", f"{name}_prediction"]
+        header += [f"{name}_p_fake", f"{name}_llr", f"{name}_prediction"]
     with (
         atomic_output(out / "scores.csv") as tmp,
         open(tmp, "w", newline="", encoding="utf-8", errors="backslashreplace") as handle,
@@ -171,10 +214,10 @@ def _write_files(
                 record.generator or "",
                 windows[index],
             ]
-            for name in evaluation.models:
+            for name in [deciding, *evaluation.models]:
                 p = float(evaluation.scores[name][index])
                 called = "fake" if p >= evaluation.thresholds[name] else "real"
-                line += [f"{p:.6f}", called]
+                line += [p, float(evaluation.table.llr[name][index]), called]  # exact floats
             writer.writerow([csv_cell(cell) for cell in line])
     paths["scores"] = out / "scores.csv"
     if not evaluation.records:  # nothing scored: the JSON lists why, there is nothing to plot
@@ -183,6 +226,9 @@ def _write_files(
     paths["roc"] = plot_roc(curves, out / "roc.png")
     paths["det"] = plot_det(curves, out / "det.png")
     paths["histogram"] = plot_histograms(curves, evaluation.thresholds, out / "score_histogram.png")
+    paths["calibration"] = plot_reliability(curves, out / "calibration.png")
+    llrs = {n: (evaluation.labels, evaluation.table.llr[n]) for n in evaluation.models}
+    paths["ape"] = plot_ape(llrs, out / "ape.png")
     return paths
 
 
@@ -192,6 +238,9 @@ def format_summary(evaluation: Evaluation) -> str:
     def pct(value: float) -> str:
         return "    -" if value is None or math.isnan(value) else f"{100 * value:5.1f}"
 
+    def num(value: float) -> str:
+        return "-" if value is None or math.isnan(value) else f"{value:.4f}"
+
     lines = [f"{len(evaluation.records)} labelled files scored"]
     for name in evaluation.models:
         result = evaluation.results.get(name)
@@ -200,12 +249,21 @@ def format_summary(evaluation: Evaluation) -> str:
         overall = result["overall"]
         c = overall["confusion"]
         lines.append("")
+        decision = evaluation.table.lineup.decision(name)
         lines.append(
-            f"{name}  (threshold {evaluation.thresholds[name]:.4f}): "
+            f"{name}  ({decision['rule']} threshold {evaluation.thresholds[name]:.4f}, prior "
+            f"{decision['prior_fake']:g}): "
             f"acc {pct(overall['accuracy'])}%  bal.acc {pct(overall['balanced_accuracy'])}%  "
             f"EER {pct(overall['eer'])}%  AUC "
             + ("-" if math.isnan(overall["roc_auc"]) else f"{overall['roc_auc']:.3f}")
         )
+        if "min_dcf" in overall:
+            lines.append(
+                f"  ASVspoof 5: minDCF {num(overall['min_dcf'])}  actDCF "
+                f"{num(overall['act_dcf'])}  Cllr {num(overall['cllr'])}  minCllr "
+                f"{num(overall['min_cllr'])} bits"
+                + ("" if decision["calibrated"] else "  (not calibrated)")
+            )
         lines.append(
             f"  confusion: fake->fake {c['true_fake']}  fake->real {c['fake_called_real']}  "
             f"real->fake {c['real_called_fake']}  real->real {c['true_real']}"

@@ -36,7 +36,7 @@ def fit_on_table(
         raise ValueError("every fused model needs its checkpoint file: a fusion names its files")
     return fit_fusion(
         table.labels(),
-        np.column_stack([table.p_fake[n] for n in names]),
+        np.column_stack([table.raw[n] for n in names]),
         names=names,
         paths=paths,
         regularization=regularization,

@@ -4,9 +4,11 @@ A report over a :class:`~deepfake_audio.scoring.table.ScoreTable`. With several 
 verdict is the ensemble's (mean probability of fake at the mean of their thresholds, see
 :mod:`deepfake_audio.scoring.lineup`); with a fitted fusion
 (:mod:`deepfake_audio.scoring.fusion`) it is the fusion's, since the user asked for it by name. Each
-model's own score stays in the JSON, and the fused ones under ``fused``. The default
-threshold is the one stored in each model (its validation EER threshold) and in the fusion;
-``threshold`` overrides it for every model, the ensemble and the fusion.
+model's own score stays in the JSON, and the fused ones under ``fused``. Every verdict
+states its probability of fake (the posterior at the stated prior), the calibrated
+log-likelihood ratio behind it, and its decision: the rule (``bayes``, ``eer`` or a fixed
+``threshold``), the prior and the threshold on the probability (see
+:mod:`deepfake_audio.scoring.lineup`).
 """
 
 from __future__ import annotations
@@ -26,10 +28,22 @@ class ModelVerdict:
     p_fake: float
     threshold: float
     windows: list[dict[str, float]]  # [{"start": s, "end": s, "p_fake": p}]
+    llr: float = 0.0
+    decision: dict[str, object] = field(default_factory=dict)  # rule, prior, threshold...
 
     @property
     def verdict(self) -> str:
         return "FAKE" if self.p_fake >= self.threshold else "REAL"
+
+    def to_dict(self, windows: bool = True) -> dict:
+        return {
+            "verdict": self.verdict,
+            "p_fake": self.p_fake,
+            "llr": self.llr,
+            "threshold": self.threshold,
+            "decision": self.decision,
+            **({"windows": self.windows} if windows and self.windows else {}),
+        }
 
 
 @dataclass
@@ -41,6 +55,8 @@ class Prediction:
     duration: float | None = None
     p_fake: float | None = None
     threshold: float | None = None
+    llr: float | None = None
+    decision: dict[str, object] = field(default_factory=dict)
     model: str | None = None  # the model (or "ensemble", or "fusion") whose verdict this is
     models: dict[str, ModelVerdict] = field(default_factory=dict)
     fused: dict[str, ModelVerdict] = field(default_factory=dict)  # ensemble / fusion, no windows
@@ -59,24 +75,15 @@ class Prediction:
             return out
         out |= {
             "p_fake": self.p_fake,
+            "llr": self.llr,
             "threshold": self.threshold,
+            "decision": self.decision,
             "model": self.model,
             "duration": self.duration,
-            "models": {
-                name: {
-                    "verdict": v.verdict,
-                    "p_fake": v.p_fake,
-                    "threshold": v.threshold,
-                    **({"windows": v.windows} if windows else {}),
-                }
-                for name, v in self.models.items()
-            },
+            "models": {name: v.to_dict(windows) for name, v in self.models.items()},
         }
         if self.fused:
-            out["fused"] = {
-                name: {"verdict": v.verdict, "p_fake": v.p_fake, "threshold": v.threshold}
-                for name, v in self.fused.items()
-            }
+            out["fused"] = {name: v.to_dict(False) for name, v in self.fused.items()}
         return out
 
 
@@ -97,22 +104,30 @@ def predictions(
             out.append(Prediction(path=file.record.path, error=file.error))
             continue
         duration = float(file.duration or 0.0)
+
+        def verdict(name: str, windows: list[dict[str, float]], row: int) -> ModelVerdict:
+            return ModelVerdict(
+                float(table.p_fake[name][row]),
+                lineup.thresholds[name],
+                windows,
+                float(table.llr[name][row]),
+                lineup.decision(name),
+            )
+
         verdicts = {}
         for name, clip in file.clips.items():
             length = table.window_seconds[name]
+            window_p = lineup.p_fake(name, clip.window_scores)  # through the file's calibration
             windows = [
                 {
                     "start": round(float(start), 4),
                     "end": round(min(float(start) + length, duration), 4),
-                    "p_fake": float(score),
+                    "p_fake": float(p),
                 }
-                for start, score in zip(clip.window_starts, clip.window_scores, strict=True)
+                for start, p in zip(clip.window_starts, window_p, strict=True)
             ]
-            verdicts[name] = ModelVerdict(clip.score, lineup.thresholds[name], windows)
-        fused = {
-            name: ModelVerdict(float(table.p_fake[name][scored]), lineup.thresholds[name], [])
-            for name in lineup.fused
-        }
+            verdicts[name] = verdict(name, windows, scored)
+        fused = {name: verdict(name, [], scored) for name in lineup.fused}
         deciding = fused.get(model) or verdicts[model]
         out.append(
             Prediction(
@@ -120,6 +135,8 @@ def predictions(
                 duration=duration,
                 p_fake=deciding.p_fake,
                 threshold=deciding.threshold,
+                llr=deciding.llr,
+                decision=deciding.decision,
                 model=model,
                 models=verdicts,
                 fused=fused,
@@ -136,11 +153,13 @@ def predictions(
 
 
 def format_line(prediction: Prediction) -> str:
-    """``FAKE  0.9731  (threshold 0.4120)  path`` (the reason instead for a bad file)."""
+    """``FAKE  0.9731  (bayes threshold 0.5000, prior 0.5)  path``: the verdict, the
+    probability of fake, how it was decided (the reason instead for a bad file)."""
     path = printable(prediction.path)  # a newline in a name cannot forge a verdict line
     if prediction.error is not None:
         return f"ERROR  {path}: {printable(prediction.error)}"
+    rule, prior = prediction.decision.get("rule", ""), prediction.decision.get("prior_fake")
     return (
         f"{prediction.verdict}  {prediction.p_fake:.4f}  "
-        f"(threshold {prediction.threshold:.4f})  {path}"
+        f"({rule} threshold {prediction.threshold:.4f}, prior {prior:g})  {path}"
     )

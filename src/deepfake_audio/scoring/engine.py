@@ -239,10 +239,11 @@ def score_table(
 ) -> ScoreTable:
     """Score every record's file with every detector, plus the ensemble and the fusion.
 
-    ``options.threshold`` overrides every stored threshold; ``fusion`` must have been fitted
-    on exactly these detectors. Unreadable files are kept in the table with their reason.
+    Verdict thresholds follow ``options`` (decision rule, prior, costs, or a fixed
+    ``threshold``); ``fusion`` must have been fitted on exactly these detectors. Unreadable
+    files are kept in the table with their reason.
     """
-    lineup = make_lineup(detectors, threshold=options.threshold, fusion=fusion)
+    lineup = make_lineup(detectors, options=options, fusion=fusion)
     configs, scorers = _scorers(detectors, lineup.names)
     options, note = fit_batch(scorers, configs, options)  # shrink the batch, never die of it
     if note:
@@ -264,4 +265,7 @@ def score_table(
     windows = {
         name: d.preprocess.window_seconds for name, d in zip(lineup.names, detectors, strict=True)
     }
-    return ScoreTable(lineup, options, files, lineup.with_fused(per_model), windows)
+    raw = lineup.with_fused(per_model)
+    llr = {model: lineup.llr(model, raw[model]) for model in lineup.models}
+    p_fake = {model: lineup.p_fake(model, raw[model]) for model in lineup.models}
+    return ScoreTable(lineup, options, files, p_fake, windows, raw, llr)

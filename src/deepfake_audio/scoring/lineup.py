@@ -1,9 +1,15 @@
-"""The models a command reports: their names, thresholds, and the fused models built on them.
+"""The models a command reports: their names, calibrations, decisions, and the fused models.
 
 Several models fuse into an *ensemble*: the mean of their probabilities of fake, judged at the
 mean of their thresholds (so models that agree on a threshold keep it). A *fusion* fitted on
 validation scores (:mod:`deepfake_audio.scoring.fusion`) weighs them instead. Torch-free: a
-lineup only needs each detector's name, file, threshold and stored scoring rule.
+lineup only needs each detector's name, file, threshold, calibration and stored scoring rule.
+
+Every model's raw score (its own probability of fake) becomes a log-likelihood ratio through
+its calibration (the identity for the ensemble, the fusion and uncalibrated models), and the
+reported ``p_fake`` is the posterior at the stated prior. Each model's verdict threshold is
+on that ``p_fake``, set by the decision rule (see
+:class:`~deepfake_audio.scoring.options.ScoringOptions`), and every report states it.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from deepfake_audio.scoring.calibration import Calibration, posterior
 from deepfake_audio.scoring.options import ScoringOptions, ScoringRule
 
 if TYPE_CHECKING:
@@ -89,8 +96,11 @@ class Lineup:
 
     names: list[str]  # the detectors' report names, in the detectors' order
     models: list[str]  # names, then ENSEMBLE and FUSION where they apply
-    thresholds: dict[str, float]  # model -> threshold (P(fake) >= threshold means fake)
+    thresholds: dict[str, float]  # model -> threshold on p_fake (p_fake >= threshold: fake)
     sources: dict[str, str]  # model -> the checkpoint or fusion file it came from
+    calibrations: dict[str, Calibration] = field(default_factory=dict)  # identity if absent
+    rules: dict[str, str] = field(default_factory=dict)  # model -> bayes, eer or threshold
+    options: ScoringOptions = field(default_factory=ScoringOptions)
     fusion: Fusion | None = None
     members: list[int] = field(default_factory=list)  # fusion input order, as name indices
     # detector -> the detector of the lineup it is a copy of (a run's final model is its
@@ -125,6 +135,30 @@ class Lineup:
             out[FUSION] = self.fusion.predict(stacked[:, self.members])
         return out
 
+    def calibration(self, model: str) -> Calibration:
+        return self.calibrations.get(model) or Calibration()
+
+    def llr(self, model: str, raw: np.ndarray) -> np.ndarray:
+        """Log-likelihood ratios (fake vs real) of ``model``'s raw scores."""
+        return self.calibration(model).llr(raw)
+
+    def p_fake(self, model: str, raw: np.ndarray) -> np.ndarray:
+        """The reported probability of fake: the posterior at the stated prior."""
+        return posterior(self.llr(model, raw), self.options.prior_fake)
+
+    def decision(self, model: str) -> dict[str, object]:
+        """How ``model``'s verdicts are reached, for every report to state."""
+        rule = self.rules.get(model, "threshold")
+        out: dict[str, object] = {
+            "rule": rule,
+            "threshold": self.thresholds[model],
+            "prior_fake": self.options.prior_fake,
+            "calibrated": not self.calibration(model).is_identity,
+        }
+        if rule == "bayes":
+            out |= {"cost_miss": self.options.cost_miss, "cost_fa": self.options.cost_fa}
+        return out
+
     def deciding_model(self) -> str:
         """Whose verdict a file gets: the fusion's when given, else the ensemble's, else the
         only model's."""
@@ -140,36 +174,57 @@ class Lineup:
 def make_lineup(
     detectors: Sequence[Detector],
     *,
-    threshold: float | None = None,
+    options: ScoringOptions | None = None,
     fusion: Fusion | None = None,
 ) -> Lineup:
-    """The lineup of ``detectors``; ``threshold`` overrides every stored threshold.
+    """The lineup of ``detectors``, with each model's verdict threshold set by ``options``.
 
     The ensemble averages the distinct detectors (an alias, such as a run's final model beside
-    its epoch, counts once) and is judged at the mean of their thresholds (their common one
-    when they agree), the fusion at its own. ``fusion`` must have been fitted on exactly these
+    its epoch, counts once) and its EER threshold is the mean of theirs (their common one when
+    they agree), the fusion's is its own. ``fusion`` must have been fitted on exactly these
     detectors.
     """
     if not detectors:
         raise ValueError("no model given")
+    options = options or ScoringOptions()
     names = model_names(detectors)
-    thresholds = {n: d.threshold for n, d in zip(names, detectors, strict=True)}
+    stored = {n: d.threshold for n, d in zip(names, detectors, strict=True)}  # raw scores
+    calibrations = {n: d.calibration for n, d in zip(names, detectors, strict=True)}
     sources = {n: str(d.path or "") for n, d in zip(names, detectors, strict=True)}
     aliases = find_aliases(detectors, names)
     models = list(names)
     distinct = [n for n in names if n not in aliases]
     if len(distinct) > 1:
         models.append(ENSEMBLE)
-        thresholds[ENSEMBLE] = fuse(thresholds[n] for n in distinct)
+        stored[ENSEMBLE] = fuse(stored[n] for n in distinct)
     members: list[int] = []
     if fusion is not None:
         members = fusion.member_order(detectors)
         models.append(FUSION)
-        thresholds[FUSION] = fusion.threshold
+        stored[FUSION] = fusion.threshold
         sources[FUSION] = str(fusion.path or "")
-    if threshold is not None:
-        thresholds = dict.fromkeys(thresholds, threshold)
-    return Lineup(names, models, thresholds, sources, fusion, members, aliases)
+    rules, thresholds = {}, {}
+    for model in models:
+        calibration = calibrations.get(model) or Calibration()
+        rules[model], thresholds[model] = _decide(calibration, stored[model], options)
+    return Lineup(
+        names, models, thresholds, sources, calibrations, rules, options, fusion, members, aliases
+    )
+
+
+def _decide(
+    calibration: Calibration, stored_threshold: float, options: ScoringOptions
+) -> tuple[str, float]:
+    """A model's decision rule and its threshold on the reported p_fake."""
+    if options.threshold is not None:
+        return "threshold", options.threshold
+    rule = options.decision
+    if rule == "auto":
+        rule = "eer" if calibration.is_identity else "bayes"
+    if rule == "bayes":
+        return "bayes", options.bayes_threshold
+    llr = calibration.llr(stored_threshold)  # the EER threshold, carried to p_fake
+    return "eer", float(posterior(llr, options.prior_fake))
 
 
 def rule_warnings(

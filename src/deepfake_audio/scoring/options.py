@@ -14,6 +14,8 @@ import numpy as np
 
 Aggregation = Literal["mean", "max"]
 AGGREGATIONS: tuple[Aggregation, ...] = ("mean", "max")
+#: How a verdict is reached: ``auto`` is ``bayes`` for a calibrated model, else ``eer``.
+DECISIONS = ("auto", "bayes", "eer")
 
 
 def aggregate(window_scores: np.ndarray, method: Aggregation = "mean") -> float:
@@ -53,13 +55,22 @@ class ScoringRule:
 class ScoringOptions:
     """Everything that decides how files are scored, built once per command.
 
-    ``threshold`` overrides every model's stored threshold; ``workers`` is the number of
-    processes decoding audio while this one runs the models (1: decode here); ``batch_size``
-    counts windows, pooled across files (None: as many as fit in a modest share of memory,
-    see :func:`deepfake_audio.scoring.engine.fit_batch`).
+    How a verdict is reached (see :mod:`deepfake_audio.scoring.calibration`): ``p_fake`` is
+    the posterior at ``prior_fake``; ``decision`` ``bayes`` calls a clip fake when that
+    minimises the expected cost (``cost_miss``: calling a real clip fake; ``cost_fa``: calling
+    a fake clip real, ASVspoof 5's names), ``eer`` at the model's validation EER threshold,
+    ``auto`` bayes for calibrated models and eer for the rest; ``threshold`` (a P(fake))
+    overrides them all. ``workers`` is the number of processes decoding audio while this one
+    runs the models (1: decode here); ``batch_size`` counts windows, pooled across files
+    (None: as many as fit in a modest share of memory, see
+    :func:`deepfake_audio.scoring.engine.fit_batch`).
     """
 
     threshold: float | None = None
+    decision: str = "auto"
+    prior_fake: float = 0.5
+    cost_miss: float = 1.0
+    cost_fa: float = 1.0
     hop_seconds: float | None = None
     aggregation: Aggregation = "mean"
     batch_size: int | None = None
@@ -76,6 +87,14 @@ class ScoringOptions:
             raise ValueError(f"workers must be at least 1, got {self.workers}")
         if self.hop_seconds is not None and not 0 < self.hop_seconds < math.inf:
             raise ValueError(f"hop must be positive, got {self.hop_seconds}")
+        if self.decision not in DECISIONS:
+            raise ValueError(f"unknown decision {self.decision!r}; use auto, bayes or eer")
+        if not 0.0 < self.prior_fake < 1.0:
+            raise ValueError(f"the prior of fake must be in (0, 1), got {self.prior_fake}")
+        for name in ("cost_miss", "cost_fa"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive number, got {value}")
         if self.threshold is not None and not (
             math.isfinite(self.threshold) and 0.0 <= self.threshold <= 1.0
         ):
@@ -84,3 +103,9 @@ class ScoringOptions:
     @property
     def rule(self) -> ScoringRule:
         return ScoringRule(self.aggregation, self.hop_seconds)
+
+    @property
+    def bayes_threshold(self) -> float:
+        """The P(fake) above which calling a clip fake costs less than calling it real:
+        ``cost_miss / (cost_miss + cost_fa)`` (0.5 with equal costs)."""
+        return self.cost_miss / (self.cost_miss + self.cost_fa)

@@ -44,8 +44,10 @@ class ScoredFile:
 class ScoreTable:
     """Scores of ``lineup``'s models for ``files`` (input order, unreadable ones included).
 
-    ``p_fake[model]`` holds one probability of fake per *readable* file, in order, for every
-    model of the lineup, ensemble and fusion included.
+    Per model of the lineup (ensemble and fusion included), one value per *readable* file, in
+    order: ``raw`` is the model's own probability of fake (what fusion fits on), ``llr`` its
+    calibrated log-likelihood ratio, and ``p_fake`` the posterior at the stated prior, the
+    probability every report shows and judges against ``thresholds``.
     """
 
     lineup: Lineup
@@ -53,6 +55,8 @@ class ScoreTable:
     files: list[ScoredFile]
     p_fake: dict[str, np.ndarray]
     window_seconds: dict[str, float] = field(default_factory=dict)  # detector -> window length
+    raw: dict[str, np.ndarray] = field(default_factory=dict)
+    llr: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def scored(self) -> list[ScoredFile]:

@@ -1,11 +1,13 @@
 """The LightningModule: cross-entropy training of a registry model, validation over all ranks.
 
 Validation scores each clip through the scoring engine (:mod:`deepfake_audio.training.validation`),
-so its EER threshold is that of the scores ``predict`` gives.
+so its EER threshold is that of the scores ``predict`` gives; the calibration each checkpoint
+stores is fitted on the same scores.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 
 import lightning as L
@@ -15,9 +17,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from deepfake_audio.metrics import accuracy, equal_error_rate, predict, roc_auc
+from deepfake_audio.scoring.calibration import CalibrationError, fit_calibration
 from deepfake_audio.scoring.engine import Scorer, score_prepared
 from deepfake_audio.scoring.options import ScoringOptions
 from deepfake_audio.training.validation import ValidationItem, clip_loss
+
+log = logging.getLogger(__name__)
 
 #: The name the model being trained goes by in the scoring engine.
 SCORER_NAME = "model"
@@ -137,6 +142,11 @@ class DetectorModule(L.LightningModule):
         rows = rows[first]
         labels, scores = rows[:, 2].astype(np.int64), rows[:, 1]
         eer, eer_threshold = equal_error_rate(labels, scores)
+        try:  # the map from this epoch's scores to log-likelihood ratios
+            calibration = fit_calibration(labels, scores, data="validation").to_dict()
+        except CalibrationError as exc:  # one class, or scores that do not separate yet
+            log.warning("no calibration for this epoch: %s", exc)
+            calibration = None
         sums = self.all_gather(self._train_sums)  # (3,) or (world, 3)
         loss_sum, correct, count = (sums.sum(0) if sums.ndim == 2 else sums).tolist()
         self._gather_skipped()
@@ -149,6 +159,7 @@ class DetectorModule(L.LightningModule):
             "val_eer_threshold": eer_threshold,
             "val_roc_auc": roc_auc(labels, scores),
             "val_count": len(rows),
+            "calibration": calibration,
         }
         for key in ("val_accuracy", "val_eer"):
             self.log(key, self.epoch_metrics[key], prog_bar=True, rank_zero_only=True)

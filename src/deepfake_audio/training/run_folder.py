@@ -18,15 +18,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import lightning as L
-from safetensors import safe_open
-from safetensors.torch import save_file
 
 from deepfake_audio import allocator
-from deepfake_audio.checkpoints import FINAL_NAME, save_checkpoint
+from deepfake_audio.checkpoints import (
+    FINAL_NAME,
+    copy_with_metadata,
+    read_metadata,
+    save_checkpoint,
+)
 from deepfake_audio.data.listing import MANIFEST_FILE
 from deepfake_audio.data.pipeline import PreparedData
 from deepfake_audio.data.records import LABEL_NAMES, TRAIN, VALIDATION, ClipRecord, write_manifest
-from deepfake_audio.fileio import atomic_output, write_text_atomic
+from deepfake_audio.fileio import write_text_atomic
 from deepfake_audio.plots.history import plot_history
 from deepfake_audio.provenance import provenance
 from deepfake_audio.training.config import AUGMENT_ORDER, PROVENANCE_KEY, TrainConfig
@@ -108,18 +111,10 @@ def write_final_model(run_dir: Path, row: dict) -> Path:
     The weights are the epoch file's; its metadata gains which epoch was chosen and why.
     """
     source = run_dir / row["checkpoint"]
-    with safe_open(str(source), framework="pt") as handle:
-        metadata = dict(handle.metadata() or {})
-        tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
-    extra = json.loads(metadata.get("extra", "{}"))
+    extra = read_metadata(source).get("extra", {})
     extra.update(selected_epoch=row["epoch"], selected_from=row["checkpoint"])
     extra["selection"] = SELECTION_RULE
-    metadata["extra"] = json.dumps(extra)
-    target = run_dir / FINAL_NAME
-    with atomic_output(target) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
-        tmp.chmod(0o644)  # readable like the epoch files (safetensors creates 0600)
-    return target
+    return copy_with_metadata(source, run_dir / FINAL_NAME, {"extra": extra})
 
 
 class RunRecorder(L.Callback):
@@ -249,6 +244,7 @@ class RunRecorder(L.Callback):
             metrics={k: v for k, v in metrics.items() if k.startswith("val_")},
             threshold=metrics["val_eer_threshold"],
             scoring_rule=self.config.scoring.rule.to_dict(),  # the rule behind that threshold
+            calibration=metrics["calibration"],  # fitted on the same validation scores
             extra={
                 "epoch": epoch,
                 "manifest_fingerprint": self.fingerprint,
