@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"\n=== done in {minutes:.1f} min")
     print(f"corpus       {corpus}  (metadata.csv lists every clip)")
     print(f"run          {run_dir}  (checkpoints, history.csv, accuracy.png, loss.png, reports)")
-    print(f"evaluation   {evaluation}  (metrics.json, roc.png, det.png, score_histogram.png)")
+    print(f"evaluation   {evaluation}  (metrics.json, scores.csv, roc.png, ape.png, ...)")
     print(f"comparison   {comparison}  (model_comparison_*.csv, model_summary_*.csv, ...)")
     print(f"try          deepfake-audio predict --model {final} SOME_AUDIO_FILE")
     return 0
