@@ -14,8 +14,6 @@ import soundfile as sf
 
 from deepfake_audio.audio import (
     AUDIO_EXTENSIONS,
-    MAX_FILE_MB_ENV,
-    MAX_HOURS_ENV,
     AudioDecodeError,
     audio_content_hash,
     decode_bytes,
@@ -27,6 +25,7 @@ from deepfake_audio.audio import (
     write_audio,
 )
 from deepfake_audio.data.probe import probe_file
+from deepfake_audio.read_limits import MAX_FILE_MB_ENV, MAX_HOURS_ENV
 from tests.synth import tone
 
 

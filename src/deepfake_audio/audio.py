@@ -19,6 +19,8 @@ from stat import S_ISBLK, S_ISCHR, S_ISDIR, S_ISFIFO, S_ISREG, S_ISSOCK
 import numpy as np
 import soundfile as sf
 
+from deepfake_audio.read_limits import max_file_bytes, max_seconds
+
 #: Extensions (lower case) that discovery treats as audio. Matching is case-insensitive.
 AUDIO_EXTENSIONS = frozenset(
     {
@@ -155,21 +157,6 @@ def _decode_pcm16_wav(data: bytes, limit: float) -> DecodedAudio | None:
             return DecodedAudio(samples, rate, pcm16=pcm)
         pos = body + size + (size & 1)
     return None
-
-
-#: Environment variable capping the decoded duration of one file, in hours (default 4).
-MAX_HOURS_ENV = "DEEPFAKE_AUDIO_MAX_HOURS"
-DEFAULT_MAX_HOURS = 4.0
-
-
-def max_seconds() -> float:
-    """The longest audio decoded from one file: a tiny file can decode to hours (a FLAC of
-    silence), and memory grows with the duration, so longer files are refused."""
-    text = os.environ.get(MAX_HOURS_ENV, "")
-    try:
-        return 3600.0 * (float(text) if text else DEFAULT_MAX_HOURS)
-    except ValueError:
-        return 3600.0 * DEFAULT_MAX_HOURS
 
 
 class Refused(Exception):
@@ -344,36 +331,11 @@ def read_bytes_and_stat(
     return data, stat
 
 
-#: Environment variable capping the bytes read from one file, in MB (default 2048).
-MAX_FILE_MB_ENV = "DEEPFAKE_AUDIO_MAX_FILE_MB"
-DEFAULT_MAX_FILE_MB = 2048
-
-
-def max_file_bytes() -> int:
-    """The most bytes read from one file (``DEEPFAKE_AUDIO_MAX_FILE_MB``, default 2 GB):
-    a scanned folder may hold anything, and one file must not exhaust memory."""
-    text = os.environ.get(MAX_FILE_MB_ENV, "")
-    try:
-        megabytes = float(text) if text else DEFAULT_MAX_FILE_MB
-    except ValueError:
-        megabytes = DEFAULT_MAX_FILE_MB
-    return int(megabytes * 2**20)
-
-
 def _too_large(size: int, limit: int) -> str:
     return (
         f"file is over the {round(limit / 2**20, 3):g} MB cap ({size / 2**20:.1f} MB); raise "
         "--max-file-mb to read it"
     )
-
-
-def set_read_limits(max_file_mb: float | None = None, max_hours: float | None = None) -> None:
-    """Set the caps on one file's bytes and decoded duration for this process and every
-    worker it starts later (they are kept in the environment, which workers inherit)."""
-    if max_file_mb is not None:
-        os.environ[MAX_FILE_MB_ENV] = repr(float(max_file_mb))
-    if max_hours is not None:
-        os.environ[MAX_HOURS_ENV] = repr(float(max_hours))
 
 
 _KINDS = (

@@ -20,7 +20,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from deepfake_audio import __version__
+from deepfake_audio import __version__, pretrained
 from deepfake_audio.data.records import LABEL_NAMES
 from deepfake_audio.fileio import atomic_output
 from deepfake_audio.models.registry import build_model, config_dict
@@ -150,11 +150,13 @@ class Detector:
 
 
 def final_model_path(path: str | Path) -> Path:
-    """``path`` itself for a checkpoint file; a run folder's final model for a folder.
+    """``path`` itself for a checkpoint file; a run folder's final model for a folder; the
+    packaged file for a built-in model's name (``aasist_l-asvspoof2019``, see
+    :mod:`deepfake_audio.pretrained`).
 
     Lets every ``--model`` take a training run folder, so comparing runs needs no file names.
     """
-    path = Path(path)
+    path = pretrained.resolve(path)
     if not path.is_dir():
         return path
     final = path / FINAL_NAME

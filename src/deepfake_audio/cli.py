@@ -18,7 +18,7 @@ from deepfake_audio import __version__
 #: Subcommand modules under deepfake_audio.commands, in the order --help lists them.
 COMMANDS = (
     "audit", "train", "make-demo-corpus", "compare", "predict", "evaluate", "calibrate", "fuse",
-    "demo",
+    "models", "import-weights", "demo",
 )  # fmt: skip
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -50,9 +50,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)  # --help and usage errors exit here, before any import
     args.command_line = shlex.join(["deepfake-audio", *argv])  # for every output's provenance
     from deepfake_audio.allocator import keep_freed_memory
-    from deepfake_audio.audio import AudioDecodeError, set_read_limits
+    from deepfake_audio.audio import AudioDecodeError
     from deepfake_audio.data.layouts import DiscoveryError
     from deepfake_audio.data.separation import LeakError
+    from deepfake_audio.read_limits import set_read_limits
 
     keep_freed_memory()  # large tensors reuse their pages: 1.3-3x faster on CPU
     set_read_limits(getattr(args, "max_file_mb", None), getattr(args, "max_duration", None))

@@ -2,7 +2,7 @@
 
 A scanned folder may hold anything: a file of gigabytes, or a tiny one that decodes to hours.
 Files over a cap are skipped with their reason, like any unreadable file. The caps are kept
-in the environment (:func:`deepfake_audio.audio.set_read_limits`), so the worker processes
+in the environment (:func:`deepfake_audio.read_limits.set_read_limits`), so the worker processes
 that decode inherit them.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from deepfake_audio.audio import DEFAULT_MAX_FILE_MB, DEFAULT_MAX_HOURS
+from deepfake_audio.read_limits import DEFAULT_MAX_FILE_MB, DEFAULT_MAX_HOURS
 
 _UNITS = {"h": 3600.0, "m": 60.0, "min": 60.0, "s": 1.0}
 

@@ -68,7 +68,23 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="batches per optimizer step: effective batch = batch size x N (default 1)",
     )
-    group.add_argument("--lr", type=float, help="Adam learning rate (default 0.001)")
+    group.add_argument(
+        "--lr", type=float, help="Adam learning rate (default 0.001; 0.0001 with --init-from)"
+    )
+    group.add_argument(
+        "--init-from",
+        metavar="CKPT|NAME",
+        help="fine-tune: start from this checkpoint, run folder or built-in model (e.g. "
+        "aasist_l-asvspoof2019, see `deepfake-audio models`); the architecture and "
+        "preprocessing come from it, and the default --lr is 0.0001",
+    )
+    group.add_argument(
+        "--freeze-front-end",
+        type=int,
+        metavar="N",
+        help="with --init-from: keep the front end (sinc filters) and encoder frozen for the "
+        "first N epochs, training only the back end (default 0)",
+    )
     group.add_argument("--weight-decay", type=float, help="Adam weight decay (default 0)")
     group = parser.add_argument_group("preprocessing (stored in every checkpoint)")
     group.add_argument("--sample-rate", type=int, help="Hz (default 16000)")
@@ -220,6 +236,8 @@ def given_options(args: argparse.Namespace) -> dict[str, Any]:
     values = dict(vars(args))
     for key in ("func", "command", "command_line", "config", "resume"):
         values.pop(key, None)
+    for key in ("max_file_mb", "max_duration"):  # read limits: set for the process by the CLI
+        values.pop(key, None)
     augment = augment_options(values)
     for key in AUGMENT_FLAGS:
         values.pop(key, None)
@@ -242,6 +260,7 @@ def run(args: argparse.Namespace) -> int:
     # torch and lightning load only when training
     from deepfake_audio.training.config import (
         TrainConfig,
+        init_from_values,
         load_config_file,
         merge_nested,
         resume_config,
@@ -257,7 +276,10 @@ def run(args: argparse.Namespace) -> int:
         if "augment" in flags and isinstance(values.get("augment"), dict):
             flags["augment"] = merge_nested(values["augment"], flags["augment"])
         source = getattr(args, "config", None) or "command line"
-        config = TrainConfig.from_dict({**values, **flags}, source=source)
+        merged = {**values, **flags}
+        if merged.get("init_from"):
+            merged = init_from_values(merged)
+        config = TrainConfig.from_dict(merged, source=source)
     if _env_rank() == 0:
         _console_logging()
     result = train(config, resume=bool(resume), command_line=args.command_line)

@@ -19,8 +19,25 @@ to each other, with a "stack" (master) node that sums up the whole graph.
    (GAT) and a graph pooling layer (Gao and Ji's top-k by a learnt score).
 4. Two parallel branches of two HS-GALs each (with graph pooling in between), each branch
    with its own learnt stack node; the branches are combined by element-wise maximum.
-5. Read-out: max and mean of the temporal nodes, max and mean of the spectral nodes, and the
-   stack node, concatenated -> dropout -> linear -> 2 logits (index 1 = bona fide = real).
+5. Read-out: max of ``|.|`` and mean of the temporal nodes, the same of the spectral nodes,
+   and the stack node, concatenated (:meth:`AASIST.embed`, 160 features) -> dropout ->
+   linear -> 2 logits (index 1 = bona fide = real).
+
+Faithful to the released code, not only to the paper: the authors' published weights
+(github.com/clovaai/aasist, converted by :mod:`deepfake_audio.models.clovaai`) give the
+reference logits within 1e-4 here only because this module computes what their
+``models/AASIST.py`` computes, including where that differs from the paper's description:
+
+* the residual blocks after the first carry a pre-activation batch norm whose output the
+  released code computes and throws away, so the published models were trained without it;
+  ours keeps its (frozen) parameters, ``unused_bn``, since the checkpoints and the published
+  parameter counts include them, and does not apply it (an earlier version of ours did);
+* all four HS-GALs use the third temperature and all four HS-GAL graph pools the third
+  pool ratio; the fourth entries of ``temperatures`` and ``pool_ratios`` are read by
+  nothing (kept so the published configs map one to one);
+* the max read-outs are of the absolute node values, the means of the signed ones;
+* each branch's outputs (nodes and stack node) pass a dropout of ``graph_dropout`` before
+  the branches' maximum.
 
 Parameter counts (paper, Table 3): AASIST 297 k, AASIST-L 85 k (AASIST-L narrows the
 encoder to 32 -> 24 channels and the graph to 24 dimensions). Measured here: see
@@ -51,12 +68,13 @@ class AASISTConfig:
     sinc_kernel: int = 128  # made odd (129 taps)
     encoder_channels: tuple[int, ...] = (32, 32, 64, 64, 64, 64)  # output of each block
     gat_dims: tuple[int, int] = (64, 32)
-    # keep ratios of the pools: spectral GAT, temporal GAT, HS-GAL spectral, HS-GAL temporal
+    # keep ratios of the pools: spectral GAT, temporal GAT, every HS-GAL pool, (unused: the
+    # released code reads only the first three; the fourth is kept so configs map 1:1)
     pool_ratios: tuple[float, float, float, float] = (0.5, 0.7, 0.5, 0.5)
-    # softmax temperatures: spectral GAT, temporal GAT, HS-GALs (the paper's 2, 2, 100, 100)
+    # softmax temperatures: spectral GAT, temporal GAT, every HS-GAL, (unused, as above)
     temperatures: tuple[float, float, float, float] = (2.0, 2.0, 100.0, 100.0)
-    dropout: float = 0.5
-    graph_dropout: float = 0.2  # on graph attention inputs
+    dropout: float = 0.5  # on the 160 read-out features
+    graph_dropout: float = 0.2  # on graph attention inputs and on each branch's outputs
     pool_dropout: float = 0.3  # on graph pooling score inputs
 
 
@@ -86,13 +104,21 @@ def max_pool(x: torch.Tensor, freq: int, time: int) -> torch.Tensor:
 
 
 class ResidualBlock2d(nn.Module):
-    """Pre-activation residual block on ``(batch, C, sub-bands, frames)``; halves nothing in
-    frequency and divides time by 3."""
+    """Residual block on ``(batch, C, sub-bands, frames)``: conv -> BN -> SELU -> conv, plus
+    the (projected) input, then a 1x3 max-pool; sub-bands stay, time is divided by 3.
+
+    The block is designed RawNet2-style with a pre-activation (BN -> SELU) before the first
+    convolution, but the released code computes it and discards the result (its
+    ``out = self.conv1(x)``), and the published weights were trained that way. So the
+    blocks after the first hold that batch norm (``unused_bn``, for the published parameters
+    and checkpoints) but do not apply it, frozen (``requires_grad`` off) at the identity
+    its published copies still hold (weight 1, bias 0: they never received a gradient).
+    """
 
     def __init__(self, in_channels: int, out_channels: int, first: bool) -> None:
         super().__init__()
-        # The first block follows the front end's own BN + SELU, so it skips its pre-activation.
-        self.pre = nn.Identity() if first else nn.Sequential(nn.BatchNorm2d(in_channels), nn.SELU())
+        # The first block follows the front end's own BN + SELU and never had one.
+        self.unused_bn = None if first else nn.BatchNorm2d(in_channels).requires_grad_(False)
         # (2, 3) kernel padded (1, 1) then unpadded (0, 1) in frequency: sub-bands stay equal.
         self.conv1 = nn.Conv2d(in_channels, out_channels, (2, 3), padding=(1, 1))
         self.bn = nn.BatchNorm2d(out_channels)
@@ -104,7 +130,7 @@ class ResidualBlock2d(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.conv2(F.selu(self.bn(self.conv1(self.pre(x)))))
+        out = self.conv2(F.selu(self.bn(self.conv1(x))))
         return max_pool(out + self.skip(x), 1, 3)
 
 
@@ -206,17 +232,24 @@ class GraphPool(nn.Module):
 
 
 class HSGALBranch(nn.Module):
-    """Two stacked HS-GALs with graph pooling in between and residual second layer."""
+    """Two stacked HS-GALs with graph pooling in between and residual second layer.
+
+    As in the released code, both layers use the third temperature and both pools the third
+    ratio (see the module docstring), and the outputs pass a dropout before the two
+    branches are merged.
+    """
 
     def __init__(self, config: AASISTConfig) -> None:
         super().__init__()
         d_in, d_out = config.gat_dims
         temp, drop = config.temperatures[2], config.graph_dropout
+        ratio = config.pool_ratios[2]
         self.stack = nn.Parameter(torch.randn(1, 1, d_in))
         self.layer1 = HeteroGraphAttention(d_in, d_out, temp, drop)
-        self.layer2 = HeteroGraphAttention(d_out, d_out, config.temperatures[3], drop)
-        self.pool_s = GraphPool(d_out, config.pool_ratios[2], config.pool_dropout)
-        self.pool_t = GraphPool(d_out, config.pool_ratios[3], config.pool_dropout)
+        self.layer2 = HeteroGraphAttention(d_out, d_out, temp, drop)
+        self.pool_s = GraphPool(d_out, ratio, config.pool_dropout)
+        self.pool_t = GraphPool(d_out, ratio, config.pool_dropout)
+        self.drop = nn.Dropout(drop)
 
     def forward(
         self, temporal: torch.Tensor, spectral: torch.Tensor
@@ -225,7 +258,7 @@ class HSGALBranch(nn.Module):
         t, s, m = self.layer1(temporal, spectral, stack)
         t, s = self.pool_t(t), self.pool_s(s)
         t2, s2, m2 = self.layer2(t, s, m)
-        return t + t2, s + s2, m + m2
+        return self.drop(t + t2), self.drop(s + s2), self.drop(m + m2)
 
 
 class AASIST(nn.Module):
@@ -258,7 +291,13 @@ class AASIST(nn.Module):
         self.drop = nn.Dropout(config.dropout)
         self.out = nn.Linear(5 * d_out, 2)
 
-    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+    def embed(self, audio: torch.Tensor) -> torch.Tensor:
+        """Raw audio ``(batch, samples)`` -> the read-out ``(batch, 5 * gat_dims[1])``.
+
+        The last hidden layer, before dropout and the output layer: max of ``|.|`` and mean
+        of the temporal nodes, the same of the spectral nodes, and the stack node, in that
+        order (the released code's ``last_hidden``).
+        """
         x = self.sinc(audio).abs().unsqueeze(1)  # (batch, 1, filters, frames)
         x = F.selu(self.front_bn(max_pool(x, 3, 3)))  # (batch, 1, filters/3, frames/3)
         x = self.encoder(x)  # (batch, C, sub-bands, frames / 3^7)
@@ -272,7 +311,9 @@ class AASIST(nn.Module):
         t = torch.maximum(outputs[0][0], outputs[1][0])  # (batch, n_t', d_out)
         s = torch.maximum(outputs[0][1], outputs[1][1])  # (batch, n_s', d_out)
         m = torch.maximum(outputs[0][2], outputs[1][2]).squeeze(1)  # (batch, d_out)
-        features = torch.cat(
-            [t.amax(1), t.mean(1), s.amax(1), s.mean(1), m], dim=1
+        return torch.cat(
+            [t.abs().amax(1), t.mean(1), s.abs().amax(1), s.mean(1), m], dim=1
         )  # (batch, 5 * d_out)
-        return self.out(self.drop(features))
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        return self.out(self.drop(self.embed(audio)))

@@ -95,3 +95,25 @@ def build_model(name: str, config: dict[str, Any] | None = None) -> nn.Module:
 def config_dict(model: nn.Module) -> dict[str, Any]:
     """The model's config as a JSON-ready dict."""
     return dataclasses.asdict(model.config)  # type: ignore[arg-type]
+
+
+def describe_models() -> list[dict[str, Any]]:
+    """Each architecture's name, parameter count, default window and one-line summary (the
+    models are laid out on torch's meta device: nothing is allocated)."""
+    import torch
+
+    out = []
+    for name in model_names():
+        with torch.device("meta"):
+            model = build_model(name, {})
+        samples = getattr(model.config, "input_samples", 0)
+        rate = getattr(model.config, "sample_rate", 16000)
+        out.append(
+            {
+                "name": name,
+                "parameters": sum(p.numel() for p in model.parameters()),
+                "window_seconds": samples / rate,
+                "summary": MODELS[name].summary,
+            }
+        )
+    return out

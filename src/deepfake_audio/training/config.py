@@ -57,6 +57,10 @@ class TrainConfig:
     accumulate: int = 1  # batches per optimizer step (effective batch = batch_size x this)
     lr: float = 1e-3
     weight_decay: float = 0.0
+    # fine-tuning: a checkpoint (or built-in model name) whose weights the run starts from;
+    # its architecture and preprocessing are the run's (see init_from_values)
+    init_from: str | None = None
+    freeze_front_end: int = 0  # epochs during which the front end and encoder stay frozen
     seed: int = 0
     # preprocessing (stored in every checkpoint)
     sample_rate: int = 16000
@@ -98,6 +102,10 @@ class TrainConfig:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
+        if self.freeze_front_end < 0:
+            raise ValueError(f"freeze_front_end must be >= 0, got {self.freeze_front_end}")
+        if self.freeze_front_end and not self.init_from:
+            raise ValueError("freeze_front_end needs init_from: a front end worth keeping")
         if not 0.0 <= self.max_bad_fraction <= 1.0:
             raise ValueError(f"max_bad_fraction must be in [0, 1], got {self.max_bad_fraction}")
         self.scoring  # noqa: B018 (validates aggregate and hop_seconds)
@@ -277,6 +285,37 @@ def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ValueError(f"{path}: a config file must hold a table/object of options")
     values.pop(PROVENANCE_KEY, None)  # where a run's config.json came from, not an option
     return values
+
+
+#: The default learning rate when fine-tuning (a tenth of training from scratch's): large
+#: steps would wipe out what the pretrained weights know before the new data is learnt.
+FINE_TUNE_LR = 1e-4
+
+
+def init_from_values(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` with what ``init_from`` fixes filled in: the checkpoint's architecture and
+    config, its preprocessing (unless given), and the fine-tuning learning rate (unless
+    given). Asking for another architecture than the checkpoint's is an error."""
+    from deepfake_audio.checkpoints import check_checkpoint, final_model_path
+
+    source = final_model_path(values["init_from"])
+    checked = check_checkpoint(source)
+    if values.get("model", checked.model) != checked.model:
+        raise ValueError(
+            f"--init-from {values['init_from']} is a {checked.model} model; it cannot start a "
+            f"{values['model']} run (leave --model out: it comes from the checkpoint)"
+        )
+    out = dict(values)
+    out["model"] = checked.model
+    out["model_config"] = {
+        k: v for k, v in checked.model_config.items() if k not in SET_BY_TRAINING
+    } | dict(values.get("model_config") or {})
+    preprocess = checked.preprocess
+    out.setdefault("sample_rate", preprocess.sample_rate)
+    out.setdefault("window_seconds", preprocess.window_seconds)
+    out.setdefault("normalization", preprocess.normalization)
+    out.setdefault("lr", FINE_TUNE_LR)
+    return out
 
 
 def default_output_dir() -> Path:

@@ -24,6 +24,21 @@ from deepfake_audio.training.validation import ValidationItem, clip_loss
 
 log = logging.getLogger(__name__)
 
+#: Top-level modules that make a model's front end and encoder (frozen by freeze_front_end).
+FRONT_END_MODULES = ("sinc", "front", "front_end", "front_bn", "first_bn", "encoder")
+
+
+def front_end_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """The parameters of ``model``'s front end and encoder; an error when it has none."""
+    found = [p for name, p in model.named_parameters() if name.split(".")[0] in FRONT_END_MODULES]
+    if not found:
+        raise ValueError(
+            f"{type(model).__name__} has no front end or encoder to freeze "
+            f"(looked for modules named {', '.join(FRONT_END_MODULES)})"
+        )
+    return found
+
+
 #: The name the model being trained goes by in the scoring engine.
 SCORER_NAME = "model"
 
@@ -44,10 +59,15 @@ class DetectorModule(L.LightningModule):
         weight_decay: float = 0.0,
         optimizer_state: dict | None = None,
         torch_rng: torch.Tensor | None = None,
+        freeze_front_end: int = 0,
+        start_epoch: int = 0,
     ) -> None:
         super().__init__()
         self.model = model
         self.lr = lr
+        self.freeze_front_end = freeze_front_end  # epochs (counted over the whole run)
+        self.start_epoch = start_epoch  # epochs done before this fit (a resumed run)
+        self._front_end = front_end_parameters(model) if freeze_front_end else []
         self.scoring = scoring or ScoringOptions()  # how validation clips are scored
         self.weight_decay = weight_decay
         self._optimizer_state = optimizer_state
@@ -82,6 +102,9 @@ class DetectorModule(L.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         self._train_sums = torch.zeros(3, dtype=torch.float64, device=self.device)
+        frozen = self.start_epoch + self.current_epoch < self.freeze_front_end
+        for parameter in self._front_end:
+            parameter.requires_grad_(not frozen)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         ok = self._usable(batch)  # (batch,)

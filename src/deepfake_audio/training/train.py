@@ -34,9 +34,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
+import torch
 
 from deepfake_audio import allocator
 from deepfake_audio.augment import build_augmenter
+from deepfake_audio.checkpoints import final_model_path, load_checkpoint
 from deepfake_audio.data.loading import ClipDataModule
 from deepfake_audio.data.pipeline import prepare
 from deepfake_audio.data.records import TRAIN, VALIDATION, ClipRecord, manifest_fingerprint
@@ -217,6 +219,11 @@ def _drop_later_checkpoints(run_dir: Path, epoch: int) -> None:
             path.unlink(missing_ok=True)
 
 
+def pretrained_state(source: str) -> dict[str, torch.Tensor]:
+    """The weights of a checkpoint, run folder or built-in model, checked as any load is."""
+    return load_checkpoint(final_model_path(source)).model.state_dict()
+
+
 def train(
     config: TrainConfig,
     *,
@@ -265,9 +272,14 @@ def train(
 
     if state:
         model.load_state_dict(state.model_state)
+    elif config.init_from:
+        model.load_state_dict(pretrained_state(config.init_from), strict=True)
+        notes.append(f"started from {config.init_from} ({final_model_path(config.init_from)})")
     module = DetectorModule(
         model,
         lr=config.lr,
+        freeze_front_end=config.freeze_front_end,
+        start_epoch=start_epoch,
         scoring=config.scoring,
         weight_decay=config.weight_decay,
         optimizer_state=state.optimizer_state if state else None,
