@@ -114,6 +114,21 @@ def add_evaluation_data_options(parser: argparse.ArgumentParser, *, default_spli
     add_preparation_options(group)
 
 
+def check_fitting_splits(args: argparse.Namespace, fitting: str) -> None:
+    """Refuse to fit ``fitting`` (a fusion, a calibration) on no split, or on the test split
+    without ``--allow-test``: its later test metrics would not be honest."""
+    from deepfake_audio.cli import UsageError
+    from deepfake_audio.data.records import TEST, parse_split
+
+    if not args.splits:
+        raise UsageError(f"--splits is empty: name the validation split(s) to fit {fitting} on")
+    if any(parse_split(s) == TEST for s in args.splits) and not args.allow_test:
+        raise UsageError(
+            f"refusing to fit {fitting} on the test split: its test metrics would no longer "
+            "be honest (fit on validation; --allow-test to do it anyway)"
+        )
+
+
 def evaluation_records(args: argparse.Namespace, models: list[str]) -> LabelledData:
     """The labelled records ``args`` name, and a word on what was left out or seen before.
 

@@ -6,9 +6,12 @@ import argparse
 import math
 import sys
 
-from deepfake_audio.commands.data_args import add_evaluation_data_options, evaluation_records
+from deepfake_audio.commands.data_args import (
+    add_evaluation_data_options,
+    check_fitting_splits,
+    evaluation_records,
+)
 from deepfake_audio.commands.scoring_args import add_scoring_options, score_records, scoring_options
-from deepfake_audio.data.records import TEST, parse_split
 
 
 def _positive_float(text: str) -> float:
@@ -51,15 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from deepfake_audio.cli import UsageError
-
-    if not args.splits:
-        raise UsageError("--splits is empty: name the validation split(s) to fit on")
-    if any(parse_split(s) == TEST for s in args.splits) and not args.allow_test:
-        raise UsageError(
-            "refusing to fit a fusion on the test split: its test metrics would no longer be "
-            "honest (fit on validation; --allow-test to do it anyway)"
-        )
+    check_fitting_splits(args, "a fusion")
     from deepfake_audio.fileio import check_output_file
     from deepfake_audio.provenance import provenance
 
