@@ -16,7 +16,7 @@ import pytest
 
 from deepfake_audio.audio import load_audio
 from deepfake_audio.data import probe as probe_module
-from deepfake_audio.data.cache import ClipCache
+from deepfake_audio.data.cache import CACHE_FORMAT, ClipCache
 from deepfake_audio.data.probe import probe_files
 from deepfake_audio.parallel import ordered_map, start_method
 from tests.synth import write_clip
@@ -106,7 +106,7 @@ def test_cache_is_per_sample_rate(clips: list[str], tmp_path: Path) -> None:
     low = ClipCache(tmp_path / "cache", 8000)
     low.probe(clips[:1], with_audio=True, workers=1)
     assert low.audio(clips[0]).size == round(0.4 * 8000)
-    assert (tmp_path / "cache" / "v2-sr8000" / "audio.f32").exists()
+    assert (tmp_path / "cache" / f"{CACHE_FORMAT}-sr8000" / "audio.f32").exists()
 
 
 def _same_probes(a: list, b: list) -> None:

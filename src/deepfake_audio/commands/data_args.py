@@ -73,6 +73,14 @@ def add_preparation_options(group: argparse.ArgumentParser | argparse._ArgumentG
         "(default: groups from the layout and metadata.csv speaker/source columns only)",
     )
     group.add_argument(
+        "--shortcut-threshold",
+        type=float,
+        default=0.8,
+        metavar="AUC",
+        help="flag a per-file fact (silence, duration, loudness, bandwidth, format...) whose "
+        "ROC-AUC at telling fake from real alone reaches this (default 0.8; 0.5 is chance)",
+    )
+    group.add_argument(
         "--cache-dir",
         help="where decoded audio and hashes are cached "
         "(default: $DEEPFAKE_AUDIO_CACHE or ~/.cache/deepfake-audio)",

@@ -30,14 +30,16 @@ import numpy as np
 
 from deepfake_audio.data.probe import ProbeResult, probe_files
 
-#: Bumped whenever what an entry holds changes (v2: SHA-1 hashes), so old caches are not mixed in.
-CACHE_FORMAT = "v2"
+#: Bumped whenever what an entry holds changes (v2: SHA-1 hashes; v3: shortcut features), so
+#: old caches are not mixed in.
+CACHE_FORMAT = "v3"
 
 #: Index lines written at once: one write per this many files rather than one per file.
 _INDEX_BATCH = 64
 
 _META_FIELDS = (
     "error", "duration", "sample_rate", "num_channels", "file_hash", "audio_hash", "silent",
+    "features",
 )  # fmt: skip
 
 

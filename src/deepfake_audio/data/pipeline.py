@@ -19,6 +19,7 @@ from deepfake_audio.data.cache import ClipCache, default_cache_dir
 from deepfake_audio.data.layouts import discover
 from deepfake_audio.data.records import VALIDATION, ClipRecord
 from deepfake_audio.data.separation import DEFAULT_DETECTORS, separate
+from deepfake_audio.data.shortcuts import SHORTCUT_THRESHOLD, audit_shortcuts
 from deepfake_audio.data.splits import (
     assign_splits,
     group_by_folder,
@@ -42,6 +43,7 @@ class DataOptions:
     cache_dir: str | None = None
     workers: int | None = None
     group_by_folder: int | None = None  # the folder level under ROOT naming each speaker
+    shortcut_threshold: float = SHORTCUT_THRESHOLD  # oriented AUC that flags a shortcut cue
 
     @classmethod
     def from_attributes(cls, source: object) -> DataOptions:
@@ -212,6 +214,11 @@ def prepare(
         "grouping": grouping,
         "balance": {"mode": balanced.mode, "before": balanced.before, "after": balanced.after},
         "audio_statistics": audio_statistics(separated.records),
+        "shortcuts": audit_shortcuts(
+            balanced.records,
+            {p: r.features for p, r in probes.items() if r.features},
+            options.shortcut_threshold,
+        ),
         "final_count": len(balanced.records),
     }
     return PreparedData(balanced.records, unreadable, report, cache, found.records)

@@ -34,6 +34,12 @@ from deepfake_audio.audio import (
     resample,
 )
 from deepfake_audio.audio_stream import LONG_SECONDS, AudioBlocks, StreamResampler
+from deepfake_audio.data.features import (
+    FeatureAccumulator,
+    bit_depth,
+    container,
+    signal_features,
+)
 from deepfake_audio.parallel import ordered_map
 
 
@@ -50,6 +56,8 @@ class ProbeResult:
     audio_hash: str | None = None
     audio: np.ndarray | None = None  # mono float32 at the target rate, when one was asked for
     silent: bool = False
+    # cheap facts a model could learn instead of fakeness (data.features), for the audit
+    features: dict[str, float | str] | None = None
     # The file's size and modification time as it was read (the cache's validity key); None
     # when it could not be opened.
     size: int | None = None
@@ -80,6 +88,11 @@ def _whole(path: str, data: bytes, decoded, target_rate: int | None, keys: dict)
     mono = decoded.mono()
     # max |x| without the temporary |x|: float32 negation is exact, so this is the same test.
     peak = max(mono.max(), -mono.min())
+    features = signal_features(mono, decoded.sample_rate) | {
+        "channels": float(decoded.num_channels),
+        "bit_depth": float(bit_depth(data, decoded.pcm16 is not None)),
+        "container": container(path),
+    }
     result = ProbeResult(
         path=path,
         duration=decoded.duration,
@@ -88,6 +101,7 @@ def _whole(path: str, data: bytes, decoded, target_rate: int | None, keys: dict)
         file_hash=file_bytes_hash(data),
         audio_hash=decoded_content_hash(decoded),
         silent=bool(peak < SILENCE_PEAK),
+        features=features,
         **keys,
     )
     if target_rate is not None:
@@ -102,16 +116,20 @@ def _in_blocks(path: str, data: bytes | None, target_rate: int | None, keys: dic
     resampler: StreamResampler | None = None
     kept: list[np.ndarray] = []  # the audio at the target rate, only when it is asked for
     peak = 0.0
+    facts: FeatureAccumulator | None = None
     for mono in blocks:
         if hasher is None:
             hasher = ContentHasher(blocks.sample_rate)
+            facts = FeatureAccumulator(blocks.sample_rate)
             if target_rate is not None:
                 resampler = StreamResampler(blocks.sample_rate, target_rate)
         hasher.update(mono)
+        assert facts is not None
+        facts.update(mono)
         peak = max(peak, float(mono.max()), float(-mono.min()))
         if resampler is not None:
             kept.append(resampler(mono))
-    assert hasher is not None  # AudioBlocks raises for a file with no samples
+    assert hasher is not None and facts is not None  # AudioBlocks raises for no samples
     if resampler is not None:
         kept.append(resampler(np.zeros(0, dtype=np.float32), last=True))
     if data is None:
@@ -128,6 +146,12 @@ def _in_blocks(path: str, data: bytes | None, target_rate: int | None, keys: dic
         audio_hash=hasher.hexdigest(),
         silent=bool(peak < SILENCE_PEAK),
         audio=np.concatenate(kept) if kept else None,
+        features=facts.result()
+        | {
+            "channels": float(blocks.num_channels),
+            "bit_depth": float(bit_depth(data, False)),
+            "container": container(path),
+        },
         **keys,
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from deepfake_audio.data.shortcuts import shortcut_warnings
 from deepfake_audio.reports.safe import printable
 
 
@@ -79,5 +80,25 @@ def format_report(report: dict, examples: int = 5) -> str:
                 f"  {label}: {d['count']} files, duration min {d['min']} s / median "
                 f"{d['median']} s / max {d['max']} s; rates {rates}"
             )
+    lines += _shortcut_lines(report.get("shortcuts", {}))
     lines.append(f"Records after separation and balancing: {report['final_count']}")
     return "\n".join(printable(line) for line in lines)  # a file name cannot forge a line
+
+
+def _shortcut_lines(shortcuts: dict) -> list[str]:
+    """The shortcut audit: each fact's oriented AUC, flagged ones with their remedy."""
+    if not shortcuts:
+        return []
+    if "skipped" in shortcuts:
+        return [f"Shortcut audit: skipped ({shortcuts['skipped']})"]
+    lines = [
+        f"Shortcut audit (fitted on {shortcuts['fitted_on']}, ROC-AUC on "
+        f"{', '.join(shortcuts['evaluated_on'])}; 0.5 = chance, flagged at "
+        f">= {shortcuts['threshold']:g}):"
+    ]
+    rows = [["feature", "AUC", ""]]
+    for row in shortcuts["shortcuts"]:
+        rows.append([row["feature"], f"{row['auc']:.3f}", "FLAGGED" if row["flagged"] else ""])
+    lines += _table(rows)
+    lines += ["  " + line for line in shortcut_warnings(shortcuts)]
+    return lines

@@ -42,6 +42,7 @@ from deepfake_audio.checkpoints import final_model_path, load_checkpoint
 from deepfake_audio.data.loading import ClipDataModule
 from deepfake_audio.data.pipeline import prepare
 from deepfake_audio.data.records import TRAIN, VALIDATION, ClipRecord, manifest_fingerprint
+from deepfake_audio.data.shortcuts import shortcut_warnings
 from deepfake_audio.fileio import write_text_atomic
 from deepfake_audio.models.registry import build_model
 from deepfake_audio.training.config import TrainConfig, default_output_dir
@@ -251,6 +252,9 @@ def train(
         progress=config.progress and rank_zero,
     )
     train_records, val_records = prepared.split(TRAIN), prepared.split(VALIDATION)
+    if rank_zero:
+        for line in shortcut_warnings(prepared.report.get("shortcuts", {})):
+            log.warning("%s", line)
     check_usable_fraction(prepared.discovered, prepared.unreadable, config.max_bad_fraction)
     check_trainable(train_records, val_records, prepared.report.get("balance", {}).get("before"))
     fingerprint = manifest_fingerprint(prepared.records)
