@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import itertools
-import shutil
 import subprocess
 from collections.abc import Callable
 
@@ -29,7 +28,7 @@ from deepfake_audio.data.near_duplicates import (
 from deepfake_audio.data.records import ClipRecord
 from deepfake_audio.data.separation import separate
 
-pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
+# espeak-ng is installed by `make test` (APT_PACKAGES): these tests run, never skip.
 
 SENTENCES = (
     "The quick brown fox jumps over the lazy dog near the river bank.",

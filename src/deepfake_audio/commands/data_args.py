@@ -73,6 +73,22 @@ def add_preparation_options(group: argparse.ArgumentParser | argparse._ArgumentG
         "(default: groups from the layout and metadata.csv speaker/source columns only)",
     )
     group.add_argument(
+        "--near-duplicates",
+        choices=("off", "report", "drop"),
+        default="drop",
+        help="the same recording after edits (gain, silence, resampling, lossy re-encoding, "
+        "noise, a cut) in two splits: drop it from the evaluation side like an exact copy "
+        "(default), only report it, or do not look (off saves the fingerprinting)",
+    )
+    group.add_argument(
+        "--near-duplicate-threshold",
+        type=float,
+        default=0.25,
+        metavar="S",
+        help="fingerprint similarity from which two files count as one recording (default "
+        "0.25; measured: copies 0.41 and up, different recordings 0.10 and below)",
+    )
+    group.add_argument(
         "--shortcut-threshold",
         type=float,
         default=0.8,

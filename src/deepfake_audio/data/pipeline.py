@@ -17,8 +17,10 @@ from typing import Any
 from deepfake_audio.data.balance import BalanceMode, balance
 from deepfake_audio.data.cache import ClipCache, default_cache_dir
 from deepfake_audio.data.layouts import discover
+from deepfake_audio.data.near_duplicates import DEFAULT_THRESHOLD as NEAR_THRESHOLD
+from deepfake_audio.data.near_duplicates import NearDuplicateDetector, fingerprint_from_text
 from deepfake_audio.data.records import VALIDATION, ClipRecord
-from deepfake_audio.data.separation import DEFAULT_DETECTORS, separate
+from deepfake_audio.data.separation import DEFAULT_DETECTORS, Detector, separate
 from deepfake_audio.data.shortcuts import SHORTCUT_THRESHOLD, audit_shortcuts
 from deepfake_audio.data.splits import (
     assign_splits,
@@ -44,6 +46,20 @@ class DataOptions:
     workers: int | None = None
     group_by_folder: int | None = None  # the folder level under ROOT naming each speaker
     shortcut_threshold: float = SHORTCUT_THRESHOLD  # oriented AUC that flags a shortcut cue
+    # near-duplicate leaks (same recording after edits): off, report, or drop like exact ones
+    near_duplicates: str = "drop"
+    near_duplicate_threshold: float = NEAR_THRESHOLD
+
+    def __post_init__(self) -> None:
+        if self.near_duplicates not in NEAR_DUPLICATE_MODES:
+            raise ValueError(
+                f"near_duplicates must be one of {', '.join(NEAR_DUPLICATE_MODES)}, "
+                f"got {self.near_duplicates!r}"
+            )
+        if not 0.0 < self.near_duplicate_threshold <= 1.0:
+            raise ValueError(
+                f"near_duplicate_threshold must be in (0, 1], got {self.near_duplicate_threshold}"
+            )
 
     @classmethod
     def from_attributes(cls, source: object) -> DataOptions:
@@ -146,6 +162,49 @@ def grouping_report(records: Sequence[ClipRecord], folder_level: int | None) -> 
     return report
 
 
+NEAR_DUPLICATE_MODES = ("off", "report", "drop")
+
+
+@dataclass
+class SeparatingNearDuplicates(NearDuplicateDetector):
+    """The near-duplicate detector as separation runs it: its leaks dropped (``drops``) or
+    only reported, and each finding's similarity (the best pair's) reported with it."""
+
+    drops: bool = True
+    _similarity: dict[frozenset[str], float] = field(default_factory=dict)
+
+    def find_pairs(self, records: Sequence[ClipRecord]) -> list:
+        pairs = super().find_pairs(records)
+        self._similarity = {frozenset((a.path, b.path)): round(s, 4) for a, b, s in pairs}
+        return pairs
+
+    def group_similarity(self, paths: Sequence[str]) -> float:
+        scores = [
+            self._similarity.get(frozenset((a, b)), 0.0)
+            for i, a in enumerate(paths)
+            for b in paths[i + 1 :]
+        ]
+        return max(scores, default=0.0)
+
+
+def near_duplicate_detectors(options: DataOptions, probes: dict) -> list[Detector]:
+    """The near-duplicate detector ``options`` ask for, over the probes' fingerprints."""
+    if options.near_duplicates == "off":
+        return []
+    fingerprints = {
+        path: fingerprint_from_text(result.fingerprint)
+        for path, result in probes.items()
+        if result.fingerprint
+    }
+    return [
+        SeparatingNearDuplicates(
+            fingerprints=fingerprints,
+            threshold=options.near_duplicate_threshold,
+            drops=options.near_duplicates == "drop",
+        )
+    ]
+
+
 def prepare(
     root: str | os.PathLike[str],
     options: DataOptions | None = None,
@@ -167,6 +226,7 @@ def prepare(
         probes = cache.probe(
             paths,
             with_audio=sample_rate is not None,
+            fingerprints=options.near_duplicates != "off",
             workers=options.workers,
             on_result=lambda _: bar.update(),
         )
@@ -196,7 +256,8 @@ def prepare(
         seed=options.seed,
     )
     chosen = select_splits(splitted, options.splits)
-    separated = separate(chosen, DEFAULT_DETECTORS, strict=options.strict)
+    detectors = [*DEFAULT_DETECTORS, *near_duplicate_detectors(options, probes)]
+    separated = separate(chosen, detectors, strict=options.strict)
     balanced = balance(separated.records, options.balance, options.seed)
     report = {
         "root": str(Path(root).absolute()),
@@ -207,7 +268,11 @@ def prepare(
         "unreadable": [{"path": p, "reason": r} for p, r in unreadable],
         "silent": silent,
         "separation": {
-            "detectors": [d.name for d in DEFAULT_DETECTORS],
+            "detectors": [d.name for d in detectors],
+            "near_duplicates": {
+                "mode": options.near_duplicates,
+                "threshold": options.near_duplicate_threshold,
+            },
             **separated.summary(),
             "findings": [f.to_dict() for f in separated.findings],
         },

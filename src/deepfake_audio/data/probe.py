@@ -58,14 +58,26 @@ class ProbeResult:
     silent: bool = False
     # cheap facts a model could learn instead of fakeness (data.features), for the audit
     features: dict[str, float | str] | None = None
+    # the near-duplicate fingerprint (data.near_duplicates), as text; None when not asked for
+    fingerprint: str | None = None
     # The file's size and modification time as it was read (the cache's validity key); None
     # when it could not be opened.
     size: int | None = None
     mtime_ns: int | None = None
 
 
-def probe_file(path: str, target_rate: int | None = None) -> ProbeResult:
-    """Hash and decode one file; never raises for a bad file (see ``ProbeResult.error``)."""
+#: Long files are fingerprinted on their first this many seconds (a copy of a long recording
+#: is still caught by its start; the whole would have to be held in memory).
+FINGERPRINT_SECONDS = 60.0
+
+
+def probe_file(
+    path: str, target_rate: int | None = None, fingerprints: bool = False
+) -> ProbeResult:
+    """Hash and decode one file; never raises for a bad file (see ``ProbeResult.error``).
+
+    With ``fingerprints`` the near-duplicate fingerprint of its audio is taken too.
+    """
     try:
         data, stat = read_bytes_and_stat(path, whole_up_to=WHOLE_READ_BYTES)
     except AudioDecodeError as exc:
@@ -78,13 +90,15 @@ def probe_file(path: str, target_rate: int | None = None) -> ProbeResult:
             except LongAudio:
                 pass
             else:
-                return _whole(path, data, decoded, target_rate, keys)
-        return _in_blocks(path, data, target_rate, keys)
+                return _whole(path, data, decoded, target_rate, keys, fingerprints)
+        return _in_blocks(path, data, target_rate, keys, fingerprints)
     except AudioDecodeError as exc:
         return ProbeResult(path=path, error=exc.reason, **keys)
 
 
-def _whole(path: str, data: bytes, decoded, target_rate: int | None, keys: dict) -> ProbeResult:
+def _whole(
+    path: str, data: bytes, decoded, target_rate: int | None, keys: dict, fingerprints: bool
+) -> ProbeResult:
     mono = decoded.mono()
     # max |x| without the temporary |x|: float32 negation is exact, so this is the same test.
     peak = max(mono.max(), -mono.min())
@@ -102,6 +116,7 @@ def _whole(path: str, data: bytes, decoded, target_rate: int | None, keys: dict)
         audio_hash=decoded_content_hash(decoded),
         silent=bool(peak < SILENCE_PEAK),
         features=features,
+        fingerprint=_fingerprint(mono, decoded.sample_rate) if fingerprints else None,
         **keys,
     )
     if target_rate is not None:
@@ -109,12 +124,21 @@ def _whole(path: str, data: bytes, decoded, target_rate: int | None, keys: dict)
     return result
 
 
-def _in_blocks(path: str, data: bytes | None, target_rate: int | None, keys: dict) -> ProbeResult:
+def _fingerprint(mono: np.ndarray, sample_rate: int) -> str:
+    from deepfake_audio.data.near_duplicates import fingerprint, fingerprint_to_text
+
+    return fingerprint_to_text(fingerprint(mono, sample_rate))
+
+
+def _in_blocks(
+    path: str, data: bytes | None, target_rate: int | None, keys: dict, fingerprints: bool
+) -> ProbeResult:
     """:func:`probe_file` of a long file, a block at a time: the same hashes as whole."""
     blocks = AudioBlocks(path, data)
     hasher: ContentHasher | None = None
     resampler: StreamResampler | None = None
     kept: list[np.ndarray] = []  # the audio at the target rate, only when it is asked for
+    start: list[np.ndarray] = []  # the first FINGERPRINT_SECONDS, when fingerprints are asked
     peak = 0.0
     facts: FeatureAccumulator | None = None
     for mono in blocks:
@@ -129,6 +153,8 @@ def _in_blocks(path: str, data: bytes | None, target_rate: int | None, keys: dic
         peak = max(peak, float(mono.max()), float(-mono.min()))
         if resampler is not None:
             kept.append(resampler(mono))
+        if fingerprints and sum(b.size for b in start) < FINGERPRINT_SECONDS * blocks.sample_rate:
+            start.append(mono)
     assert hasher is not None and facts is not None  # AudioBlocks raises for no samples
     if resampler is not None:
         kept.append(resampler(np.zeros(0, dtype=np.float32), last=True))
@@ -146,6 +172,14 @@ def _in_blocks(path: str, data: bytes | None, target_rate: int | None, keys: dic
         audio_hash=hasher.hexdigest(),
         silent=bool(peak < SILENCE_PEAK),
         audio=np.concatenate(kept) if kept else None,
+        fingerprint=(
+            _fingerprint(
+                np.concatenate(start)[: int(FINGERPRINT_SECONDS * blocks.sample_rate)],
+                blocks.sample_rate,
+            )
+            if fingerprints
+            else None
+        ),
         features=facts.result()
         | {
             "channels": float(blocks.num_channels),
@@ -160,6 +194,7 @@ def probe_files(
     paths: Sequence[str],
     *,
     target_rate: int | None = None,
+    fingerprints: bool = False,
     workers: int | None = None,
     batch_size: int | None = None,
 ) -> Iterator[ProbeResult]:
@@ -172,5 +207,5 @@ def probe_files(
     """
     if batch_size is None:
         batch_size = 16 if target_rate is not None else 128
-    job = partial(probe_file, target_rate=target_rate)
+    job = partial(probe_file, target_rate=target_rate, fingerprints=fingerprints)
     return ordered_map(job, paths, workers=workers, batch_size=batch_size)

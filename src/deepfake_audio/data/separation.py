@@ -25,7 +25,11 @@ _SPLIT_RANK = {name: rank for rank, name in enumerate(SPLITS)}
 
 
 class Detector(Protocol):
-    """Finds groups of records that are the same item."""
+    """Finds groups of records that are the same item.
+
+    Optional attributes: ``drops`` (False: its leaks are reported, never dropped or raised
+    on) and ``group_similarity(paths) -> float`` (a score to report with each finding).
+    """
 
     name: str
 
@@ -119,6 +123,7 @@ class Finding:
     paths: list[str]
     splits: list[str]
     dropped: list[str] = field(default_factory=list)
+    similarity: float | None = None  # for detectors that measure one (near duplicates)
 
     def to_dict(self) -> dict:
         return {
@@ -127,6 +132,7 @@ class Finding:
             "paths": self.paths,
             "splits": self.splits,
             "dropped": self.dropped,
+            **({"similarity": self.similarity} if self.similarity is not None else {}),
         }
 
 
@@ -183,19 +189,25 @@ def separate(
     """
     findings: list[Finding] = []
     dropped: set[str] = set()
+    enforced: list[Finding] = []  # leaks of detectors that drop (the others only report)
     for detector in detectors:
+        drops = getattr(detector, "drops", True)
+        similarity = getattr(detector, "group_similarity", None)
         for group in detector.find_groups(records):
             splits = sorted({r.split or "unassigned" for r in group}, key=_rank)
             paths = sorted({r.path for r in group})
+            score = similarity(paths) if similarity else None
             if len(splits) == 1:
-                findings.append(Finding(detector.name, "duplicate", paths, splits))
+                findings.append(Finding(detector.name, "duplicate", paths, splits, [], score))
                 continue
             keep = splits[0]
             leaked = [r for r in group if (r.split or "unassigned") != keep]
-            drop = sorted({r.path for r in leaked})
-            findings.append(Finding(detector.name, "leak", paths, splits, drop))
-            dropped.update(_record_id(r) for r in leaked)
-    leaks = [f for f in findings if f.kind == "leak"]
+            drop = sorted({r.path for r in leaked}) if drops else []
+            findings.append(Finding(detector.name, "leak", paths, splits, drop, score))
+            if drops:
+                enforced.append(findings[-1])
+                dropped.update(_record_id(r) for r in leaked)
+    leaks = enforced
     if strict and leaks:
         raise LeakError(leaks)
     kept = [r for r in records if _record_id(r) not in dropped]

@@ -82,6 +82,9 @@ class TrainConfig:
     cache_dir: str | None = None
     workers: int | None = None  # decoding processes (default: all cores)
     group_by_folder: int | None = None  # folder level under data_root naming each speaker
+    near_duplicates: Literal["off", "report", "drop"] = "drop"  # edited copies across splits
+    near_duplicate_threshold: float = 0.25  # fingerprint similarity of one recording
+    shortcut_threshold: float = 0.8  # oriented AUC from which a per-file fact is flagged
     max_bad_fraction: float = 0.05  # of a split's files that may be unusable before we stop
     # hardware
     num_workers: int | None = None  # DataLoader workers (default: all cores)
