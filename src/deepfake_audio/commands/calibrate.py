@@ -12,7 +12,7 @@ import math
 import sys
 
 from deepfake_audio.commands.data_args import (
-    add_evaluation_data_options,
+    add_fitting_data_options,
     check_fitting_splits,
     evaluation_records,
 )
@@ -33,11 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--model", "-m", required=True, metavar="CKPT",
         help="checkpoint (.safetensors) or run folder (its final model)",
     )  # fmt: skip
-    add_evaluation_data_options(parser, default_split="validation")
-    parser.add_argument(
-        "--allow-test", action="store_true",
-        help="allow fitting on the test split (its later evaluation is then not honest)",
-    )  # fmt: skip
+    add_fitting_data_options(parser)
     parser.add_argument(
         "--output", "-o", required=True, metavar="NEW.safetensors",
         help="the calibrated checkpoint to write (not the input file)",

@@ -138,6 +138,16 @@ def add_evaluation_data_options(parser: argparse.ArgumentParser, *, default_spli
     add_preparation_options(group)
 
 
+def add_fitting_data_options(parser: argparse.ArgumentParser) -> None:
+    """The labelled data something is fitted on (a fusion, a calibration): the validation
+    split by default, the test split only with ``--allow-test``."""
+    add_evaluation_data_options(parser, default_split="validation")
+    parser.add_argument(
+        "--allow-test", action="store_true",
+        help="allow fitting on the test split (its later evaluation is then not honest)",
+    )  # fmt: skip
+
+
 def check_fitting_splits(args: argparse.Namespace, fitting: str) -> None:
     """Refuse to fit ``fitting`` (a fusion, a calibration) on no split, or on the test split
     without ``--allow-test``: its later test metrics would not be honest."""

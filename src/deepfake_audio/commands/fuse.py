@@ -7,7 +7,7 @@ import math
 import sys
 
 from deepfake_audio.commands.data_args import (
-    add_evaluation_data_options,
+    add_fitting_data_options,
     check_fitting_splits,
     evaluation_records,
 )
@@ -36,11 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--model", "-m", action="append", dest="models", required=True, metavar="CKPT",
         help="checkpoint (.safetensors) or run folder (its final model) to fuse; repeat for each",
     )  # fmt: skip
-    add_evaluation_data_options(parser, default_split="validation")
-    parser.add_argument(
-        "--allow-test", action="store_true",
-        help="allow fitting on the test split (its later evaluation is then not honest)",
-    )  # fmt: skip
+    add_fitting_data_options(parser)
     parser.add_argument(
         "--regularization", type=_positive_float, default=1.0, metavar="C",
         help="inverse L2 strength of the logistic regression (default 1.0; smaller with "
