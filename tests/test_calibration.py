@@ -83,7 +83,7 @@ def test_posterior_and_identity() -> None:
     assert posterior(math.log(4), prior_fake=0.2) == pytest.approx(0.5)  # 4:1 evidence vs 1:4
     assert np.isfinite(logit(np.array([0.0, 1.0]))).all()
     fitted = Calibration(2.0, -1.0, {"fake": 1})
-    assert fitted.raw_for_llr(float(fitted.llr(0.3))) == pytest.approx(0.3)
+    assert fitted.llr(0.5) == pytest.approx(-1.0) and not fitted.is_identity
 
 
 @pytest.mark.parametrize(

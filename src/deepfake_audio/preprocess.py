@@ -172,18 +172,15 @@ class WindowCutter:
 
 
 def sliding_windows(
-    samples: np.ndarray,
-    config: PreprocessConfig,
-    hop_seconds: float | None = None,
-    drop_silent: bool = False,
+    samples: np.ndarray, config: PreprocessConfig, hop_seconds: float | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Cover a whole clip with windows; returns ``(windows, start_seconds)``.
 
     ``windows`` is ``(num_windows, window_samples)`` float32, each normalized. The hop defaults
     to the window length; the last window is aligned to the clip's end so no audio is left out,
-    and a clip shorter than one window gives one repeat-padded window. ``drop_silent`` leaves
-    silent windows out (see :class:`WindowCutter`).
+    and a clip shorter than one window gives one repeat-padded window. (Scoring cuts its
+    windows with :class:`WindowCutter` directly, leaving silent ones out.)
     """
-    cutter = WindowCutter(config, hop_seconds, drop_silent)
+    cutter = WindowCutter(config, hop_seconds)
     parts = [cutter.feed(samples), cutter.finish()]
     return np.concatenate([w for w, _ in parts]), np.concatenate([s for _, s in parts])

@@ -142,6 +142,15 @@ def bit_depth(data: bytes | None, pcm16: bool) -> int:
         return 0
 
 
+def file_facts(path: str, data: bytes | None, channels: int, pcm16: bool) -> dict[str, float | str]:
+    """The features that come from the file rather than the signal."""
+    return {
+        "channels": float(channels),
+        "bit_depth": float(bit_depth(data, pcm16)),
+        "container": container(path),
+    }
+
+
 def container(path: str) -> str:
     """The file's container, by its extension (``wav``, ``flac``, ``mp3``...)."""
     dot = path.rfind(".")

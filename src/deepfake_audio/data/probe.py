@@ -34,12 +34,7 @@ from deepfake_audio.audio import (
     resample,
 )
 from deepfake_audio.audio_stream import LONG_SECONDS, AudioBlocks, StreamResampler
-from deepfake_audio.data.features import (
-    FeatureAccumulator,
-    bit_depth,
-    container,
-    signal_features,
-)
+from deepfake_audio.data.features import FeatureAccumulator, file_facts, signal_features
 from deepfake_audio.parallel import ordered_map
 
 
@@ -102,11 +97,9 @@ def _whole(
     mono = decoded.mono()
     # max |x| without the temporary |x|: float32 negation is exact, so this is the same test.
     peak = max(mono.max(), -mono.min())
-    features = signal_features(mono, decoded.sample_rate) | {
-        "channels": float(decoded.num_channels),
-        "bit_depth": float(bit_depth(data, decoded.pcm16 is not None)),
-        "container": container(path),
-    }
+    features = signal_features(mono, decoded.sample_rate) | file_facts(
+        path, data, decoded.num_channels, pcm16=decoded.pcm16 is not None
+    )
     result = ProbeResult(
         path=path,
         duration=decoded.duration,
@@ -180,12 +173,7 @@ def _in_blocks(
             if fingerprints
             else None
         ),
-        features=facts.result()
-        | {
-            "channels": float(blocks.num_channels),
-            "bit_depth": float(bit_depth(data, False)),
-            "container": container(path),
-        },
+        features=facts.result() | file_facts(path, data, blocks.num_channels, pcm16=False),
         **keys,
     )
 

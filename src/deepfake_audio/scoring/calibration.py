@@ -79,12 +79,6 @@ class Calibration:
         """The calibrated log-likelihood ratio of raw probabilities of fake."""
         return self.scale * logit(raw) + self.offset
 
-    def raw_for_llr(self, llr: float) -> float:
-        """The raw probability whose llr is ``llr`` (the inverse map, for thresholds)."""
-        from scipy.special import expit
-
-        return float(expit((llr - self.offset) / self.scale))
-
     def to_dict(self) -> dict[str, Any]:
         return {"scale": self.scale, "offset": self.offset, "fitted": self.fitted}
 

@@ -31,6 +31,7 @@ from deepfake_audio.data.records import FAKE, ClipRecord
 from deepfake_audio.memory_budget import available_memory, gib, peak_growth
 from deepfake_audio.preprocess import PreprocessConfig
 from deepfake_audio.reports.safe import printable
+from deepfake_audio.scoring.calibration import posterior
 from deepfake_audio.scoring.lineup import make_lineup
 from deepfake_audio.scoring.options import ScoringOptions, aggregate
 from deepfake_audio.scoring.table import ClipScore, ScoredFile, ScoreTable
@@ -267,5 +268,5 @@ def score_table(
     }
     raw = lineup.with_fused(per_model)
     llr = {model: lineup.llr(model, raw[model]) for model in lineup.models}
-    p_fake = {model: lineup.p_fake(model, raw[model]) for model in lineup.models}
+    p_fake = {model: posterior(llr[model], options.prior_fake) for model in lineup.models}
     return ScoreTable(lineup, options, files, p_fake, windows, raw, llr)

@@ -24,7 +24,7 @@ import numpy as np
 from deepfake_audio import audio as audio_lib
 from deepfake_audio import parallel
 from deepfake_audio.audio_stream import LONG_SECONDS, AudioBlocks, StreamResampler
-from deepfake_audio.preprocess import PreprocessConfig, WindowCutter, sliding_windows
+from deepfake_audio.preprocess import PreprocessConfig, WindowCutter
 
 #: Why a file with no window above the silence level gets no score.
 SILENT = "silent: no window above -80 dBFS, nothing for a detector to judge"
@@ -49,24 +49,47 @@ class PreparedFile:
     streamed: bool = False
 
 
+class Windower:
+    """Cuts one signal, fed whole or in consecutive blocks, into every config's windows:
+    resampled once per distinct model rate (:class:`StreamResampler`, the samples a whole
+    resampling gives), cut once per config (:class:`WindowCutter`), silent windows left out.
+    The one path from audio to model windows, for clips and long files alike."""
+
+    def __init__(
+        self,
+        configs: Sequence[PreprocessConfig],
+        sample_rate: int,
+        hop_seconds: float | None = None,
+    ) -> None:
+        rates = {config.sample_rate for config in configs}
+        self.resamplers = {rate: StreamResampler(sample_rate, rate) for rate in rates}
+        self.cutters = [WindowCutter(config, hop_seconds, drop_silent=True) for config in configs]
+
+    def feed(
+        self, mono: np.ndarray, last: bool = False
+    ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """Each config's windows that ``mono`` completes; ``last`` ends the signal (the
+        end-aligned window, or the one padded window of a short clip)."""
+        by_rate = {rate: resample(mono, last=last) for rate, resample in self.resamplers.items()}
+        out = {}
+        for index, cutter in enumerate(self.cutters):
+            windows, starts = cutter.feed(by_rate[cutter.config.sample_rate])
+            if last:
+                end_windows, end_starts = cutter.finish()
+                windows = np.concatenate([windows, end_windows])
+                starts = np.concatenate([starts, end_starts])
+            out[index] = (windows, starts)
+        return out
+
+
 def prepare_audio(
     mono: np.ndarray,
     sample_rate: int,
     configs: Sequence[PreprocessConfig],
     hop_seconds: float | None = None,
 ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """Windows of a mono clip for each config, silent ones left out (see
-    :class:`~deepfake_audio.preprocess.WindowCutter`); resampling is done once per distinct
-    rate."""
-    by_rate: dict[int, np.ndarray] = {}
-    out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    for index, config in enumerate(configs):
-        if config.sample_rate not in by_rate:
-            by_rate[config.sample_rate] = audio_lib.resample(mono, sample_rate, config.sample_rate)
-        out[index] = sliding_windows(
-            by_rate[config.sample_rate], config, hop_seconds, drop_silent=True
-        )
-    return out
+    """Windows of a whole mono clip for each config (see :class:`Windower`)."""
+    return Windower(configs, sample_rate, hop_seconds).feed(mono, last=True)
 
 
 def prepared(
@@ -128,29 +151,18 @@ def stream_parts(
     """A long file's windows for every config, a block of audio at a time: parts with
     ``more`` set, then a last one with the file's duration (or the error that ended it)."""
     blocks = AudioBlocks(path)
-    cutters = [WindowCutter(config, hop_seconds, drop_silent=True) for config in configs]
-    resamplers: dict[int, StreamResampler] = {}
+    windower: Windower | None = None  # made at the first block, when the rate is known
     kept = dict.fromkeys(range(len(configs)), 0)  # windows so far per config
-
-    def windows_of(mono: np.ndarray, last: bool) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-        by_rate = {}
-        for rate in {c.sample_rate for c in configs}:
-            if rate not in resamplers:
-                resamplers[rate] = StreamResampler(blocks.sample_rate, rate)
-            by_rate[rate] = resamplers[rate](mono, last=last)
-        cut = {i: c.feed(by_rate[c.config.sample_rate]) for i, c in enumerate(cutters)}
-        if not last:
-            return cut
-        ends = {i: c.finish() for i, c in enumerate(cutters)}
-        return {i: _joined(cut[i], ends[i]) for i in cut}
-
     try:
         for mono in blocks:
-            part = windows_of(mono, last=False)
+            if windower is None:
+                windower = Windower(configs, blocks.sample_rate, hop_seconds)
+            part = windower.feed(mono)
             for index, (_, starts) in part.items():
                 kept[index] += len(starts)
             yield PreparedFile(path=path, windows=part, more=True)
-        final = windows_of(np.zeros(0, dtype=np.float32), last=True)
+        assert windower is not None  # AudioBlocks raises for a file without samples
+        final = windower.feed(np.zeros(0, dtype=np.float32), last=True)
         if any(kept[index] + len(starts) == 0 for index, (_, starts) in final.items()):
             yield PreparedFile(path=path, error=SILENT)
             return
@@ -163,12 +175,6 @@ def stream_parts(
     yield PreparedFile(
         path=path, duration=blocks.duration, sample_rate=blocks.sample_rate, windows=final
     )
-
-
-def _joined(
-    first: tuple[np.ndarray, np.ndarray], second: tuple[np.ndarray, np.ndarray]
-) -> tuple[np.ndarray, np.ndarray]:
-    return np.concatenate([first[0], second[0]]), np.concatenate([first[1], second[1]])
 
 
 def with_long_files_streamed(
