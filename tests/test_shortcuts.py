@@ -83,7 +83,7 @@ def test_a_planted_leading_silence_is_flagged_first() -> None:
     assert not by_name["duration"]["flagged"] and by_name["sample_rate"]["auc"] == 0.5
     assert report["evaluated_on"] == [TEST, VALIDATION]
     (line, *_) = [w for w in shortcut_warnings(report) if "leading_silence" in w]
-    assert "trim leading and trailing silence" in line
+    assert "train with --trim-silence" in line
 
 
 def test_clean_data_flags_nothing_and_one_class_is_skipped() -> None:

@@ -226,6 +226,7 @@ def test_checkpoints_carry_their_metadata(reference) -> None:
             "sample_rate": RATE,
             "window_seconds": 0.25,
             "normalization": "peak",
+            "trim_silence": False,
         }
         assert meta["labels"] == {"0": "fake", "1": "real"}
         assert meta["metrics"]["val_count"] == 12  # every validation clip, never the test split

@@ -14,6 +14,11 @@ Choices (also in the README):
   leaves it. A window whose peak is below :data:`~deepfake_audio.audio.SILENCE_PEAK` is
   *silent*: it is flagged and left as it is, never divided by (almost) zero. Scoring leaves
   silent windows out (a file with nothing else gets no verdict); training keeps them.
+* ``trim_silence`` (off by default; ``train --trim-silence``) removes leading and trailing
+  silence before any window is cut, in training and scoring alike (:class:`SilenceTrimmer`).
+  Why: datasets whose fakes and reals differ in their silent edges teach a model the edges
+  (the shortcut audit flags it); trimmed, the edges are gone for the model to learn. Silence
+  is judged as the audit judges it: 20 ms frames whose RMS is below -50 dBFS.
 """
 
 from __future__ import annotations
@@ -27,6 +32,15 @@ from deepfake_audio.audio import SILENCE_PEAK
 
 Normalization = Literal["peak", "rms", "none"]
 
+#: Silence as the shortcut audit and ``trim_silence`` judge it: a 20 ms frame whose RMS is
+#: below -50 dBFS.
+SILENCE_FRAME_SECONDS = 0.02
+SILENCE_FRAME_DB = -50.0
+#: ``trim_silence`` holds back at most this much of a silent run while it waits to see whether
+#: sound follows: a longer run is interior (or a pathological tail) and passed on, so a
+#: streamed file of any length is trimmed in bounded memory.
+TRIM_HOLD_SECONDS = 30.0
+
 
 @dataclass(frozen=True)
 class PreprocessConfig:
@@ -35,6 +49,7 @@ class PreprocessConfig:
     sample_rate: int = 16000
     window_seconds: float = 2.0
     normalization: Normalization = "peak"
+    trim_silence: bool = False
 
     def __post_init__(self) -> None:
         if self.sample_rate <= 0:
@@ -59,6 +74,7 @@ class PreprocessConfig:
             sample_rate=int(values["sample_rate"]),
             window_seconds=float(values["window_seconds"]),
             normalization=values["normalization"],
+            trim_silence=bool(values.get("trim_silence", False)),  # absent before it existed
         )
 
 
@@ -106,6 +122,80 @@ def make_window(
     length = config.window_samples
     offset = 0 if rng is None else random_offset(samples.shape[-1], length, rng)
     return normalize(crop_window(samples, length, offset), config.normalization)
+
+
+class SilenceTrimmer:
+    """Drops a signal's leading and trailing silence, fed whole or in consecutive blocks.
+
+    Frames of :data:`SILENCE_FRAME_SECONDS` whose RMS is below :data:`SILENCE_FRAME_DB` are
+    silent. Sound is passed on as it comes; a run of silent frames is held back until it is
+    known to be interior (sound follows: it is passed on) or an edge (dropped). A signal with
+    no sound at all is passed on as it is: there is no edge to tell from content, and the
+    scorer then judges it silent or not by its own rule. At most :data:`TRIM_HOLD_SECONDS` of
+    a run is held; beyond that its oldest samples are dropped while no sound has been seen
+    (leading silence) and passed on after (so at most that much trailing silence is left).
+    """
+
+    def __init__(self, sample_rate: int) -> None:
+        self.frame = max(1, round(SILENCE_FRAME_SECONDS * sample_rate))
+        self.hold = max(self.frame, round(TRIM_HOLD_SECONDS * sample_rate))
+        self._threshold_squared = 10.0 ** (SILENCE_FRAME_DB / 10.0)
+        self._held = np.zeros(0, dtype=np.float32)  # the current silent run
+        self._carry = np.zeros(0, dtype=np.float32)  # an unfinished frame
+        self._sound_seen = False
+        #: Leading samples dropped: what to add to a position in the output to find it in
+        #: the input (fixed once anything has been passed on).
+        self.dropped = 0
+
+    def feed(self, samples: np.ndarray) -> np.ndarray:
+        """The samples known to be kept once ``samples`` has arrived (maybe none)."""
+        block = np.asarray(samples, dtype=np.float32)
+        joined = np.concatenate([self._carry, block]) if self._carry.size else block
+        whole = (joined.size // self.frame) * self.frame
+        self._carry = joined[whole:].copy()
+        frames = joined[:whole].reshape(-1, self.frame)
+        if not len(frames):
+            return np.zeros(0, dtype=np.float32)
+        power = np.einsum("ij,ij->i", frames, frames) / self.frame
+        loud = np.flatnonzero(power >= self._threshold_squared)
+        if not loud.size:
+            return self._hold(joined[:whole])
+        last = (loud[-1] + 1) * self.frame
+        if self._sound_seen:  # the held run was interior: it goes on with the sound
+            out = np.concatenate([self._held, joined[:last]])
+        else:  # the held run and this block's silent start were leading silence
+            self.dropped += self._held.size + int(loud[0]) * self.frame
+            out = joined[loud[0] * self.frame : last]
+        self._sound_seen = True
+        self._held = joined[last:whole].copy()
+        return out.astype(np.float32, copy=False)
+
+    def finish(self) -> np.ndarray:
+        """What is left at the end: after sound, only an unfinished last frame that is not
+        silent (with the run before it); with no sound at all, the held run and that frame."""
+        rest = self._carry
+        if not self._sound_seen:
+            return np.concatenate([self._held, rest]).astype(np.float32, copy=False)
+        if rest.size and float(np.dot(rest, rest)) / rest.size >= self._threshold_squared:
+            return np.concatenate([self._held, rest]).astype(np.float32, copy=False)
+        return np.zeros(0, dtype=np.float32)
+
+    def _hold(self, silent: np.ndarray) -> np.ndarray:
+        held = np.concatenate([self._held, silent]) if self._held.size else silent
+        spill = max(0, held.size - self.hold)
+        self._held = held[spill:].copy()
+        if self._sound_seen:
+            return held[:spill].astype(np.float32, copy=False)
+        self.dropped += spill
+        return np.zeros(0, dtype=np.float32)
+
+
+def trim_silence(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    """``samples`` without leading and trailing silence (see :class:`SilenceTrimmer`)."""
+    trimmer = SilenceTrimmer(sample_rate)
+    kept = trimmer.feed(samples)
+    rest = trimmer.finish()
+    return np.concatenate([kept, rest]) if rest.size else kept
 
 
 class WindowCutter:

@@ -96,6 +96,13 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--normalization", choices=("peak", "rms", "none"), help="per window (default peak)"
     )
+    group.add_argument(
+        "--trim-silence",
+        action="store_true",
+        help="drop each clip's leading and trailing silence (20 ms frames under -50 dBFS) "
+        "before windowing, here and whenever the model scores: the remedy when `audit` "
+        "flags leading_silence or trailing_silence as a shortcut (default off)",
+    )
     group = parser.add_argument_group(
         "validation (scores each clip as predict does; the rule is stored with the threshold)"
     )

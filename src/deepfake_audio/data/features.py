@@ -14,9 +14,9 @@ import math
 
 import numpy as np
 
-#: A 20 ms frame whose RMS is below this (-50 dBFS) counts as silence.
-SILENCE_DB = -50.0
-FRAME_SECONDS = 0.02
+# Silence is judged as ``--trim-silence`` judges it: 20 ms frames below -50 dBFS RMS.
+from deepfake_audio.preprocess import SILENCE_FRAME_DB, SILENCE_FRAME_SECONDS
+
 #: Spectral roll-off: the frequency below which this share of the energy lies.
 ROLLOFF_SHARE = 0.95
 #: The roll-off is estimated on at most this much audio (the start of the file).
@@ -42,8 +42,8 @@ class FeatureAccumulator:
 
     def __init__(self, sample_rate: int) -> None:
         self.rate = sample_rate
-        self.frame = max(1, round(FRAME_SECONDS * sample_rate))
-        self._threshold = 10.0 ** (SILENCE_DB / 20.0)
+        self.frame = max(1, round(SILENCE_FRAME_SECONDS * sample_rate))
+        self._threshold = 10.0 ** (SILENCE_FRAME_DB / 20.0)
         self._carry = np.zeros(0, dtype=np.float32)  # samples of an unfinished frame
         self.frames_seen = 0
         self.first_loud: int | None = None  # frame index

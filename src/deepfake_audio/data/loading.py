@@ -45,7 +45,13 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from deepfake_audio.audio import AudioDecodeError
 from deepfake_audio.data.balance import class_weights
 from deepfake_audio.data.records import ClipRecord
-from deepfake_audio.preprocess import PreprocessConfig, crop_window, normalize, random_offset
+from deepfake_audio.preprocess import (
+    PreprocessConfig,
+    crop_window,
+    normalize,
+    random_offset,
+    trim_silence,
+)
 
 #: Reads one file as mono float32 at the preprocessing rate, e.g. ``ClipCache.audio``.
 AudioSource = Callable[[str], np.ndarray]
@@ -91,7 +97,10 @@ class ClipDataset(Dataset):
         self.augment = augment
 
     def window(self, samples: np.ndarray, index: int, epoch: int) -> np.ndarray:
-        """Cut (at a seeded random position), augment, normalize: ``(samples,)``."""
+        """Trim silent edges (when the config says so), cut (at a seeded random position),
+        augment, normalize: ``(samples,)``."""
+        if self.preprocess.trim_silence:
+            samples = trim_silence(samples, self.preprocess.sample_rate)
         length = self.preprocess.window_samples
         offset = random_offset(
             samples.shape[-1], length, np.random.default_rng([self.seed, epoch, index])

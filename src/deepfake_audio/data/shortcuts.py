@@ -25,15 +25,16 @@ SHORTCUT_THRESHOLD = 0.8
 ALL = "all features"
 
 REMEDIES = {
-    "leading_silence": "fakes and reals start with different amounts of silence: trim leading "
-    "and trailing silence from every clip (a voice activity detector) before training",
-    "trailing_silence": "fakes and reals end with different amounts of silence: trim leading "
-    "and trailing silence from every clip before training",
+    "leading_silence": "fakes and reals start with different amounts of silence: train with "
+    "--trim-silence (kept in the checkpoint, so scoring trims the same way)",
+    "trailing_silence": "fakes and reals end with different amounts of silence: train with "
+    "--trim-silence (kept in the checkpoint, so scoring trims the same way)",
     "duration": "the classes differ in length: cut every clip to the same length, or train on "
     "fixed windows from clips longer than the window",
-    "rms_db": "the classes differ in loudness: normalise loudness (e.g. to a common RMS) "
-    "before training",
-    "peak_db": "the classes differ in peak level: normalise every clip the same way",
+    "rms_db": "the classes differ in loudness: keep per-window normalisation on "
+    "(--normalization peak, the default, or rms) so the model never sees the level",
+    "peak_db": "the classes differ in peak level: keep per-window normalisation on "
+    "(--normalization peak, the default, or rms)",
     "rolloff_hz": "the classes differ in bandwidth: band-limit both to the same cut-off (e.g. "
     "resample everything through 8 kHz) before training",
     "dc_offset": "the classes differ in DC offset: high-pass filter every clip",
@@ -180,12 +181,27 @@ def audit_shortcuts(
     return {"threshold": threshold, "fitted_on": TRAIN, "evaluated_on": names, "shortcuts": rows}
 
 
-def shortcut_warnings(report: dict) -> list[str]:
-    """One line per flagged feature of a shortcut report, with its remedy."""
-    return [
-        f"warning: shortcut: {row['feature']} "
-        f"{'' if row['feature'] == ALL else 'alone '}separate{'' if row['feature'] == ALL else 's'}"
-        f" fake from real (AUC {row['auc']:.2f}): {row['remedy']}"
-        for row in report.get("shortcuts", [])
-        if row["flagged"]
-    ]
+#: The features ``--trim-silence`` takes from the model's sight.
+TRIMMED_FEATURES = ("leading_silence", "trailing_silence")
+
+
+def shortcut_warnings(report: dict, trim_silence: bool = False) -> list[str]:
+    """One line per flagged feature of a shortcut report, with its remedy (or, for the
+    silent edges of a run that trims them, a note that the remedy is applied)."""
+    lines = []
+    for row in report.get("shortcuts", []):
+        if not row["flagged"]:
+            continue
+        name = row["feature"]
+        says = "separate" if name == ALL else "alone separates"
+        if trim_silence and name in TRIMMED_FEATURES:
+            lines.append(
+                f"note: shortcut: {name} {says} fake from real (AUC {row['auc']:.2f}) in the "
+                "files as stored; --trim-silence removes it before the model sees them"
+            )
+        else:
+            lines.append(
+                f"warning: shortcut: {name} {says} fake from real (AUC {row['auc']:.2f}): "
+                f"{row['remedy']}"
+            )
+    return lines

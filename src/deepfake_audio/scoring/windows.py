@@ -24,7 +24,7 @@ import numpy as np
 from deepfake_audio import audio as audio_lib
 from deepfake_audio import parallel
 from deepfake_audio.audio_stream import LONG_SECONDS, AudioBlocks, StreamResampler
-from deepfake_audio.preprocess import PreprocessConfig, WindowCutter
+from deepfake_audio.preprocess import PreprocessConfig, SilenceTrimmer, WindowCutter
 
 #: Why a file with no window above the silence level gets no score.
 SILENT = "silent: no window above -80 dBFS, nothing for a detector to judge"
@@ -52,7 +52,9 @@ class PreparedFile:
 class Windower:
     """Cuts one signal, fed whole or in consecutive blocks, into every config's windows:
     resampled once per distinct model rate (:class:`StreamResampler`, the samples a whole
-    resampling gives), cut once per config (:class:`WindowCutter`), silent windows left out.
+    resampling gives), trimmed of silent edges once per rate where a config asks for it
+    (:class:`SilenceTrimmer`), cut once per config (:class:`WindowCutter`), silent windows
+    left out. Window starts are in seconds of the file as it is, trimmed or not.
     The one path from audio to model windows, for clips and long files alike."""
 
     def __init__(
@@ -63,6 +65,11 @@ class Windower:
     ) -> None:
         rates = {config.sample_rate for config in configs}
         self.resamplers = {rate: StreamResampler(sample_rate, rate) for rate in rates}
+        self.trimmers = {
+            config.sample_rate: SilenceTrimmer(config.sample_rate)
+            for config in configs
+            if config.trim_silence
+        }
         self.cutters = [WindowCutter(config, hop_seconds, drop_silent=True) for config in configs]
 
     def feed(
@@ -71,13 +78,21 @@ class Windower:
         """Each config's windows that ``mono`` completes; ``last`` ends the signal (the
         end-aligned window, or the one padded window of a short clip)."""
         by_rate = {rate: resample(mono, last=last) for rate, resample in self.resamplers.items()}
+        trimmed = {}
+        for rate, trimmer in self.trimmers.items():
+            kept = trimmer.feed(by_rate[rate])
+            trimmed[rate] = np.concatenate([kept, trimmer.finish()]) if last else kept
         out = {}
         for index, cutter in enumerate(self.cutters):
-            windows, starts = cutter.feed(by_rate[cutter.config.sample_rate])
+            config = cutter.config
+            signal = trimmed if config.trim_silence else by_rate
+            windows, starts = cutter.feed(signal[config.sample_rate])
             if last:
                 end_windows, end_starts = cutter.finish()
                 windows = np.concatenate([windows, end_windows])
                 starts = np.concatenate([starts, end_starts])
+            if config.trim_silence:
+                starts = starts + self.trimmers[config.sample_rate].dropped / config.sample_rate
             out[index] = (windows, starts)
         return out
 

@@ -66,6 +66,7 @@ class TrainConfig:
     sample_rate: int = 16000
     window_seconds: float | None = None  # default: the model's own window (see model_window)
     normalization: Literal["peak", "rms", "none"] = "peak"
+    trim_silence: bool = False  # drop leading/trailing silence before windowing (a shortcut)
     # how validation judges a clip, as scoring commands do (stored with the threshold)
     aggregate: Literal["mean", "max"] = "mean"
     hop_seconds: float | None = None  # default: the window length, no overlap
@@ -146,7 +147,7 @@ class TrainConfig:
     @property
     def preprocess(self) -> PreprocessConfig:
         window = self.model_window() if self.window_seconds is None else self.window_seconds
-        return PreprocessConfig(self.sample_rate, window, self.normalization)
+        return PreprocessConfig(self.sample_rate, window, self.normalization, self.trim_silence)
 
     @property
     def scoring(self) -> ScoringOptions:
@@ -317,6 +318,7 @@ def init_from_values(values: dict[str, Any]) -> dict[str, Any]:
     out.setdefault("sample_rate", preprocess.sample_rate)
     out.setdefault("window_seconds", preprocess.window_seconds)
     out.setdefault("normalization", preprocess.normalization)
+    out.setdefault("trim_silence", preprocess.trim_silence)
     out.setdefault("lr", FINE_TUNE_LR)
     return out
 

@@ -253,7 +253,8 @@ def train(
     )
     train_records, val_records = prepared.split(TRAIN), prepared.split(VALIDATION)
     if rank_zero:
-        for line in shortcut_warnings(prepared.report.get("shortcuts", {})):
+        shortcuts = prepared.report.get("shortcuts", {})
+        for line in shortcut_warnings(shortcuts, trim_silence=config.trim_silence):
             log.warning("%s", line)
     check_usable_fraction(prepared.discovered, prepared.unreadable, config.max_bad_fraction)
     check_trainable(train_records, val_records, prepared.report.get("balance", {}).get("before"))
