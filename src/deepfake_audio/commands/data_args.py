@@ -23,7 +23,8 @@ def add_selection_options(
     splits_default: list[str] | None = None,
     splits_help: str = "use only these splits, e.g. training,validation (default: all)",
 ) -> None:
-    """``--layout``, ``--dataset-types`` and ``--splits``: which part of a dataset to read."""
+    """``--layout``, ``--dataset-types``, ``--splits`` and ``--exclude-generators``: which part
+    of a dataset to read."""
     parser.add_argument(
         "--layout", choices=LAYOUTS, default="auto", help="dataset layout (default: detect)"
     )
@@ -35,6 +36,16 @@ def add_selection_options(
     )
     parser.add_argument(
         "--splits", type=csv_list, default=splits_default, metavar="S1,S2", help=splits_help
+    )
+    parser.add_argument(
+        "--exclude-generators",
+        type=csv_list,
+        metavar="G1,G2",
+        help="leave these generators' fakes out of the training and validation splits and "
+        "keep them in test (a leave-one-generator-out bench: train without G, test on G); "
+        "exact, case-sensitive names as the data gives them: fake/<generator>/ folders, a "
+        "generator column of metadata.csv or a CSV manifest, ASVspoof attack ids "
+        "(default: none left out)",
     )
 
 

@@ -1,7 +1,8 @@
 """From a dataset root to clean, separated, balanced records and the report that proves it.
 
 discover -> probe (hash + decode, cached, all cores) -> assign missing splits -> pick splits
--> separate (leak detectors) -> balance. ``audit`` and ``train`` both call :func:`prepare`.
+-> separate (leak detectors) -> leave out excluded generators' fakes from training and
+validation -> balance. ``audit`` and ``train`` both call :func:`prepare`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from deepfake_audio.data.balance import BalanceMode, balance
 from deepfake_audio.data.cache import ClipCache, default_cache_dir
+from deepfake_audio.data.generators import check_generators, exclude_generators
 from deepfake_audio.data.layouts import discover
 from deepfake_audio.data.near_duplicates import DEFAULT_THRESHOLD as NEAR_THRESHOLD
 from deepfake_audio.data.near_duplicates import NearDuplicateDetector, fingerprint_from_text
@@ -49,8 +51,18 @@ class DataOptions:
     # near-duplicate leaks (same recording after edits): off, report, or drop like exact ones
     near_duplicates: str = "drop"
     near_duplicate_threshold: float = NEAR_THRESHOLD
+    # fakes of these generators (exact, case-sensitive names) are left out of training and
+    # validation and kept in test: a leave-one-generator-out bench (data.generators)
+    exclude_generators: list[str] | None = None
 
     def __post_init__(self) -> None:
+        if self.exclude_generators is not None:
+            names = [str(name).strip() for name in self.exclude_generators]
+            if not all(names):
+                raise ValueError(
+                    f"exclude_generators holds an empty name: {self.exclude_generators!r}"
+                )
+            self.exclude_generators = list(dict.fromkeys(names)) or None  # once each, in order
         if self.near_duplicates not in NEAR_DUPLICATE_MODES:
             raise ValueError(
                 f"near_duplicates must be one of {', '.join(NEAR_DUPLICATE_MODES)}, "
@@ -220,6 +232,7 @@ def prepare(
     """
     options = options or DataOptions()
     found = discover(root, options.layout, options.dataset_types)
+    check_generators(found.records, options.exclude_generators or [])  # a typo fails now
     cache = ClipCache(options.cache_dir or default_cache_dir(), sample_rate or 16000)
     paths = sorted({r.path for r in found.records})
     with _progress_bar(len(paths), progress) as bar:
@@ -258,7 +271,10 @@ def prepare(
     chosen = select_splits(splitted, options.splits)
     detectors = [*DEFAULT_DETECTORS, *near_duplicate_detectors(options, probes)]
     separated = separate(chosen, detectors, strict=options.strict)
-    balanced = balance(separated.records, options.balance, options.seed)
+    selected, exclusion = separated.records, None
+    if options.exclude_generators:  # before balancing, so balance holds after the removal
+        selected, exclusion = exclude_generators(selected, options.exclude_generators)
+    balanced = balance(selected, options.balance, options.seed)
     report = {
         "root": str(Path(root).absolute()),
         "layout": found.layout,
@@ -277,8 +293,9 @@ def prepare(
             "findings": [f.to_dict() for f in separated.findings],
         },
         "grouping": grouping,
+        **({"excluded_generators": exclusion} if exclusion else {}),
         "balance": {"mode": balanced.mode, "before": balanced.before, "after": balanced.after},
-        "audio_statistics": audio_statistics(separated.records),
+        "audio_statistics": audio_statistics(selected),
         "shortcuts": audit_shortcuts(
             balanced.records,
             {p: r.features for p, r in probes.items() if r.features},

@@ -67,6 +67,9 @@ def format_report(report: dict, examples: int = 5) -> str:
         if grouping.get("warning"):
             lines.append(f"  warning: {grouping['warning']}")
 
+    if report.get("excluded_generators"):
+        lines.append(_exclusion_line(report["excluded_generators"]))
+
     bal = report["balance"]
     lines.append(f"Counts per split and dataset type (balance: {bal['mode']}):")
     if bal["before"]:
@@ -83,6 +86,20 @@ def format_report(report: dict, examples: int = 5) -> str:
     lines += _shortcut_lines(report.get("shortcuts", {}))
     lines.append(f"Records after separation and balancing: {report['final_count']}")
     return "\n".join(printable(line) for line in lines)  # a file name cannot forge a line
+
+
+def _exclusion_line(exclusion: dict) -> str:
+    """``--exclude-generators``: how many fakes left training and validation, what test kept."""
+    removed = "; ".join(
+        f"{split}: " + ", ".join(f"{g} {n}" for g, n in counts.items())
+        for split, counts in exclusion["removed"].items()
+    )
+    kept = ", ".join(f"{g} {n}" for g, n in exclusion["kept_in_test"].items())
+    return (
+        f"Excluded generators ({', '.join(exclusion['generators'])}): "
+        f"{exclusion['removed_total']} fake(s) removed before balancing ({removed}); "
+        f"kept in test: {kept}"
+    )
 
 
 def _shortcut_lines(shortcuts: dict) -> list[str]:

@@ -86,6 +86,8 @@ class TrainConfig:
     near_duplicates: Literal["off", "report", "drop"] = "drop"  # edited copies across splits
     near_duplicate_threshold: float = 0.25  # fingerprint similarity of one recording
     shortcut_threshold: float = 0.8  # oriented AUC from which a per-file fact is flagged
+    # fakes of these generators are left out of train/validation, kept in test (DataOptions)
+    exclude_generators: list[str] | None = None
     max_bad_fraction: float = 0.05  # of a split's files that may be unusable before we stop
     # hardware
     num_workers: int | None = None  # DataLoader workers (default: all cores)

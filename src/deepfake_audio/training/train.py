@@ -77,12 +77,15 @@ def check_trainable(
     train: Sequence[ClipRecord],
     validation: Sequence[ClipRecord],
     before_balance: dict | None = None,
+    exclusion: dict | None = None,
 ) -> None:
     """Raise ValueError, naming the split and its counts, when training cannot be meaningful.
 
     Training needs both classes; validation needs both too, since checkpoints are chosen by
     the validation EER. ``before_balance`` (the report's ``balance.before``) explains splits
     that balancing emptied: undersampling drops a dataset type that has only one class.
+    ``exclusion`` (the report's ``excluded_generators``) explains fakes that
+    ``--exclude-generators`` removed.
     """
     for name, records in ((TRAIN, train), (VALIDATION, validation)):
         counts = label_counts(records)
@@ -94,6 +97,9 @@ def check_trainable(
             before = {label: sum(c.get(label, 0) for c in cells) for label in counts}
             if before != counts:
                 found = f"; before balancing: fake {before['fake']}, real {before['real']}"
+        removed = sum((exclusion or {}).get("removed", {}).get(name, {}).values())
+        if removed and not counts["fake"]:
+            found += f"; --exclude-generators removed {removed} fake(s) from it"
         what = "is empty" if not records else "has one class only"
         raise ValueError(
             f"the {name} split {what} (fake {counts['fake']}, real {counts['real']}{found}): "
@@ -257,7 +263,12 @@ def train(
         for line in shortcut_warnings(shortcuts, trim_silence=config.trim_silence):
             log.warning("%s", line)
     check_usable_fraction(prepared.discovered, prepared.unreadable, config.max_bad_fraction)
-    check_trainable(train_records, val_records, prepared.report.get("balance", {}).get("before"))
+    check_trainable(
+        train_records,
+        val_records,
+        prepared.report.get("balance", {}).get("before"),
+        prepared.report.get("excluded_generators"),
+    )
     fingerprint = manifest_fingerprint(prepared.records)
 
     state = _prepare_resume(run_dir, fingerprint) if resume else None
