@@ -26,6 +26,8 @@ def test_each_size_has_its_own_folder() -> None:
     assert output_folder("full", None) == Path("demo-full")
     assert output_folder("tiny", None) == Path("demo-tiny")
     assert output_folder("full", "elsewhere") == Path("elsewhere")
+    assert output_folder("small", None, neural=True) == Path("demo-neural")
+    assert output_folder("tiny", None, neural=True) == Path("demo-tiny-neural")
 
 
 def test_a_run_is_reused_resumed_or_refused(tmp_path: Path) -> None:

@@ -5,7 +5,8 @@ compare every checkpoint over the test split. Each step is the same subcommand a
 run by hand (printed before it runs), so the demo doubles as a worked example. A rerun reuses
 what is built: the corpus is verified, not rebuilt; a finished run of as many epochs is not
 retrained, a shorter or interrupted one is resumed. Each size has its own folder by default
-(``demo`` for small, ``demo-tiny``, ``demo-full``), so ``--size full`` works after ``make demo``.
+(``demo`` for small, ``demo-tiny``, ``demo-full``; ``-neural`` added with ``--neural``), so
+``--size full`` works after ``make demo``.
 """
 
 from __future__ import annotations
@@ -34,6 +35,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="small",
         help="demo corpus size (default small: about 650 clips, trains in minutes on a CPU)",
     )
+    parser.add_argument(
+        "--neural",
+        action="store_true",
+        help="add neural-vocoder fakes to the corpus: a vocoder trained here for "
+        "--neural-minutes first (about 20 min more; see make-demo-corpus --neural)",
+    )
+    parser.add_argument(
+        "--neural-minutes",
+        type=float,
+        default=20.0,
+        metavar="M",
+        help="with --neural: vocoder training time (default 20)",
+    )
     parser.add_argument("--epochs", type=int, default=6, help="training epochs (default 6)")
     parser.add_argument("--seed", type=int, default=0, help="seed of corpus and training")
     parser.add_argument("--cache-dir", help="decode cache (default ~/.cache/deepfake-audio)")
@@ -48,11 +62,13 @@ def _step(title: str, argv: list[str]) -> int:
     return main(argv)
 
 
-def output_folder(size: str, output_dir: str | None) -> Path:
-    """The demo's folder: the one given, else ``demo`` (small) or ``demo-SIZE``."""
+def output_folder(size: str, output_dir: str | None, neural: bool = False) -> Path:
+    """The demo's folder: the one given, else ``demo`` (small) or ``demo-SIZE``, with
+    ``-neural`` added for a corpus with neural fakes."""
     if output_dir:
         return Path(output_dir)
-    return Path("demo" if size == "small" else f"demo-{size}")
+    name = "demo" if size == "small" else f"demo-{size}"
+    return Path(f"{name}-neural" if neural else name)
 
 
 def training_step(run_dir: Path, epochs: int) -> list[str] | None:
@@ -80,13 +96,15 @@ def training_step(run_dir: Path, epochs: int) -> list[str] | None:
 
 def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
-    out = output_folder(args.size, args.output_dir)
+    out = output_folder(args.size, args.output_dir, args.neural)
     corpus, run_dir = out / "corpus", out / "run"
     evaluation, comparison = out / "evaluation", out / "comparison"
     common = ["--cache-dir", args.cache_dir] if args.cache_dir else []
     quiet = ["--no-progress"] if args.no_progress else []
 
     corpus_args = ["make-demo-corpus", str(corpus), "--size", args.size, "--seed", str(args.seed)]
+    if args.neural:
+        corpus_args += ["--neural", "--neural-minutes", f"{args.neural_minutes:g}"]
     code = _step("1/4 demo corpus", corpus_args + common + quiet)
     if code:
         return code

@@ -14,9 +14,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="build a small Fake-or-Real-shaped corpus offline (Debian speech + local fakes)",
         description="Build OUT/demo-<lang>/{training,validation,testing}/{fake,real}/ and "
         "OUT/metadata.csv: real Dutch voice acting from the Debian package fillets-ng-data-nl "
-        "(or --real-dir), fakes from espeak-ng, WORLD and Griffin-Lim. No recording or "
-        "sentence crosses splits; fake/real are balanced; the test split mixes wav, flac, mp3 "
-        "and m4a. Deterministic for a seed; a rerun reuses what is built.",
+        "(or --real-dir), fakes from espeak-ng, WORLD and Griffin-Lim, and with --neural "
+        "from a neural vocoder trained here on the training split's real clips. No recording "
+        "or sentence crosses splits; fake/real are balanced; the test split mixes wav, flac, "
+        "mp3 and m4a. Deterministic for a seed; a rerun reuses what is built.",
     )
     parser.add_argument("out", help="output folder (new, empty, or an earlier build of it)")
     parser.add_argument(
@@ -42,13 +43,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="where the Debian package is unpacked "
         "(default: $DEEPFAKE_AUDIO_CACHE or ~/.cache/deepfake-audio)",
     )
+    parser.add_argument(
+        "--neural",
+        action="store_true",
+        help="add the neural-vocoder generator: a Vocos-style vocoder trained on the training "
+        "split's real clips resynthesises real clips in every split (a quarter of the fakes); "
+        "it, its loss plot and audio samples are kept in OUT/neural_vocoder/",
+    )
+    parser.add_argument(
+        "--neural-minutes",
+        type=float,
+        default=20.0,
+        metavar="M",
+        help="with --neural: CPU time to train the vocoder (default 20; resumable; a rebuild "
+        "with the same settings reuses it)",
+    )
     parser.add_argument("--workers", type=int, help="processes (default: all cores)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from deepfake_audio.corpus.builder import GENERATORS, METADATA, SPLITS, build_corpus
+    from deepfake_audio.corpus.builder import (
+        GENERATORS,
+        METADATA,
+        NEURAL_DIR,
+        NEURAL_GENERATOR,
+        SPLITS,
+        build_corpus,
+    )
     from deepfake_audio.corpus.errors import CorpusError
 
     try:
@@ -60,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
             language=args.language,
             cache_dir=args.cache_dir,
             workers=args.workers,
+            neural_minutes=args.neural_minutes if args.neural else None,
             progress=not args.no_progress,
         )
     except CorpusError as exc:
@@ -70,10 +94,18 @@ def run(args: argparse.Namespace) -> int:
         f"recordings: {result.tasks} used of {len(result.speech.recordings)} "
         f"(language {result.speech.language}, size {args.size}, seed {args.seed})"
     )
-    print(f"fake generators: {', '.join(GENERATORS)} ({result.espeak}; pyworld; Griffin-Lim)")
+    made = [*GENERATORS, NEURAL_GENERATOR] if result.vocoder else list(GENERATORS)
+    print(f"fake generators: {', '.join(made)} ({result.espeak}; pyworld; Griffin-Lim)")
+    if result.vocoder:
+        vocoder = result.vocoder
+        print(
+            f"neural vocoder: {vocoder.steps} steps in {vocoder.seconds / 60:.1f} min of "
+            f"training{' (reused)' if vocoder.reused else ''}; losses, samples and "
+            f"spectrograms in {result.out / NEURAL_DIR}"
+        )
     for recording_id, reason in result.skipped:
         print(f"skipped recording {recording_id}: {reason}")
-    generators = ("bonafide", *GENERATORS)
+    generators = ("bonafide", *made)
     header = f"  {'split':<11} {'real':>6} {'fake':>6}  " + "  ".join(
         f"{g:>11}" for g in generators
     )

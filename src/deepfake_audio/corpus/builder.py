@@ -6,9 +6,15 @@ Layout (Fake-or-Real): ``OUT/demo-<lang>/<training|validation|testing>/real/<cli
 Separation: recordings are grouped by sentence (normalized transcript); a whole group (every
 recording of the sentence, every clip cut from them, every resynthesis and every espeak-ng
 reading of the sentence) goes to one split. Balance: every real clip gets exactly one fake in
-its split, the generator rotating over espeak-ng / WORLD / Griffin-Lim. In the test split a
-real clip and its fake share a container format, rotating over wav/flac/mp3/m4a, so the
-format says nothing about the label.
+its split, the generator rotating over espeak-ng / WORLD / Griffin-Lim (and, with
+``neural_minutes``, a neural vocoder trained here on the training split's real clips: see
+:mod:`deepfake_audio.corpus.neural`). In the test split a real clip and its fake share a
+container format, rotating over wav/flac/mp3/m4a, so the format says nothing about the label.
+
+With the neural vocoder the build has three stages: every recording is written as usual,
+its neural fakes left for later (they need the vocoder, which needs the training clips);
+the vocoder is trained (or reused) on the training split's real clips; then each neural fake
+is made from its real clip. A neural fake's source is its real clip, so it stays in its split.
 
 Every choice comes from a hash of ``seed`` and a stable id, never from the order work is
 done in, so a seed gives the same files whatever the number of workers. Files are written to
@@ -32,7 +38,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -50,11 +56,19 @@ from deepfake_audio.corpus.sources import (
 from deepfake_audio.data.cache import default_cache_dir
 from deepfake_audio.fileio import write_text_atomic
 
+if TYPE_CHECKING:  # torch loads only for a build with the neural vocoder
+    from deepfake_audio.corpus.neural.training import TrainedVocoder
+
 Size = Literal["tiny", "small", "full"]
 #: Recordings used per size (None: all). Each gives ~1.1 real clips and as many fakes.
 SPLITS = ("training", "validation", "testing")
 _SPLIT_SHARES = {"validation": 0.15, "testing": 0.15}  # training gets the rest
 GENERATORS = ("espeak-ng", "world", "griffin-lim")
+NEURAL_GENERATOR = "neural-vocoder"
+#: Where the neural vocoder, its losses, plots and samples live, beside the corpus.
+NEURAL_DIR = "neural_vocoder"
+#: Held-out (validation) real clips resynthesised into ``neural_vocoder/samples``.
+NEURAL_SAMPLES = 3
 REAL_GENERATOR = "bonafide"
 TEST_FORMATS = ("wav", "flac", "mp3", "m4a")
 SAMPLE_RATE = 16000
@@ -72,6 +86,8 @@ METADATA_COLUMNS = (
     "duration",
     "format",
     "text",
+    "vocoder_steps",  # neural-vocoder fakes: how long the vocoder trained
+    "vocoder_seconds",
 )
 _STATE_DIR = ".demo-corpus"
 _MIN_WPM, _MAX_WPM = 90, 320  # espeak-ng speeds still intelligible
@@ -109,12 +125,15 @@ class RecordingTask:
     seed: int
     out: str
     fallback: tuple[tuple[str, str], ...]  # (sentence id, text) this split may read instead
+    generators: tuple[str, ...] = GENERATORS  # the rotation of fake generators
 
     def fingerprint(self) -> str:
         """Everything that decides this recording's files: saved rows are reused only if equal."""
         rec = self.recording  # not its path: moving the cache folder changes no file
         fields = (_STAMP_VERSION, rec.id, rec.text, rec.speaker, self.split, self.index)
         extra = (self.sentence, self.language, self.dataset_type, self.seed, self.fallback)
+        if self.generators != GENERATORS:  # the fingerprints of earlier builds stay valid
+            extra = (*extra, self.generators)
         return hashlib.sha256(repr((*fields, *extra)).encode("utf-8")).hexdigest()[:16]
 
 
@@ -133,6 +152,7 @@ class BuildResult:
     removed: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (recording id, reason)
     seconds: float = 0.0
+    vocoder: TrainedVocoder | None = None  # the neural vocoder, when built with one
 
     def counts(self) -> dict[str, Counter[str]]:
         """Per split: files per ``label/generator``."""
@@ -142,7 +162,13 @@ class BuildResult:
         return out
 
 
-def plan(speech: RealSpeech, size: str, seed: int, out: Path) -> list[RecordingTask]:
+def plan(
+    speech: RealSpeech,
+    size: str,
+    seed: int,
+    out: Path,
+    generators: tuple[str, ...] = GENERATORS,
+) -> list[RecordingTask]:
     """Choose recordings for ``size`` and give each sentence group a split.
 
     Raises :class:`CorpusError` if a recording has no transcript and the language has no
@@ -192,6 +218,7 @@ def plan(speech: RealSpeech, size: str, seed: int, out: Path) -> list[RecordingT
                     seed=seed,
                     out=str(out),
                     fallback=fallback.get(split, ()),
+                    generators=generators,
                 )
             )
     return tasks
@@ -299,12 +326,14 @@ def build_recording(task: RecordingTask) -> tuple[list[dict[str, str]], int, str
         clip_id = f"{_slug(rec.id)}_{k}"
         rotation = task.index + k
         ext = TEST_FORMATS[rotation % len(TEST_FORMATS)] if task.split == "testing" else "wav"
-        generator = GENERATORS[(rotation + task.seed) % len(GENERATORS)]
+        generator = task.generators[(rotation + task.seed) % len(task.generators)]
         real = clips.finish(audio[start:end], SAMPLE_RATE)
         fake_path = f"{base}/fake/{generator}/{clip_id}.{ext}"
         real_path = f"{base}/real/{clip_id}.{ext}"
         fake_fields: dict[str, str] = {}
-        if not (out / fake_path).exists() or generator == "espeak-ng":
+        if generator == NEURAL_GENERATOR:
+            fake = real  # made later from the real clip (see neural_fakes); as long as it
+        elif not (out / fake_path).exists() or generator == "espeak-ng":
             fake, fake_fields = _fake(
                 generator, audio[start:end], task, clip_id, rotation, len(audio) / SAMPLE_RATE
             )
@@ -392,14 +421,18 @@ def build_corpus(
     language: str | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     workers: int | None = None,
+    neural_minutes: float | None = None,
     progress: bool = True,
 ) -> BuildResult:
     """Build (or finish, or verify) the demo corpus in ``out``; see the module docstring.
 
     ``real_dir`` replaces the Debian dialogue with the user's recordings (``language``,
-    default ``en``, is then the language espeak-ng speaks). Raises :class:`CorpusError` with
-    what to install or do when a source or tool is missing.
+    default ``en``, is then the language espeak-ng speaks). ``neural_minutes`` adds the
+    ``neural-vocoder`` generator, trained for that long (see :func:`neural_fakes`). Raises
+    :class:`CorpusError` with what to install or do when a source or tool is missing.
     """
+    if neural_minutes is not None and not neural_minutes > 0:
+        raise CorpusError(f"--neural-minutes must be positive, got {neural_minutes}")
     started = time.monotonic()
     out = Path(out)
     espeak = tts.espeak_version()  # fails first, and clearly, without espeak-ng
@@ -420,7 +453,11 @@ def build_corpus(
         "source": source_key,
         "language": speech.language,
     }
-    tasks = plan(speech, size, seed, out)
+    generators = GENERATORS
+    if neural_minutes is not None:  # only then: earlier builds' stamps stay valid
+        stamp["neural_minutes"] = neural_minutes
+        generators = (*GENERATORS, NEURAL_GENERATOR)
+    tasks = plan(speech, size, seed, out, generators)
     _check_output(out, stamp)
     workers = max(1, workers or os.cpu_count() or 1)
     result = BuildResult(out, f"demo-{speech.language}", speech, espeak, len(tasks), [])
@@ -439,6 +476,8 @@ def build_corpus(
                 raise
             pool.shutdown()
     result.rows.sort(key=lambda row: row["path"])
+    if neural_minutes is not None:
+        result.vocoder = neural_fakes(result, neural_minutes, seed, progress)
     result.reused = len(result.rows) - result.written
     result.removed = _tidy(out, result.dataset_type, {row["path"] for row in result.rows})
     metadata = out / METADATA
@@ -447,6 +486,44 @@ def build_corpus(
         write_text_atomic(metadata, text)
     result.seconds = time.monotonic() - started
     return result
+
+
+def neural_fakes(
+    result: BuildResult, minutes: float, seed: int, progress: bool = True
+) -> TrainedVocoder:
+    """Train (or reuse) the neural vocoder on the training split's real clips, then write
+    every ``neural-vocoder`` fake missing from ``result.rows`` as the resynthesis of its real
+    clip; fills in the rows' durations and the vocoder's steps and seconds."""
+    from deepfake_audio.corpus.neural.training import train_vocoder
+
+    out = result.out
+    real = {row["path"]: row for row in result.rows if row["label"] == "real"}
+    training = [load_audio(out / path, SAMPLE_RATE) for path, row in sorted(real.items())
+                if row["split"] == "training"]  # fmt: skip
+    if not training:
+        raise CorpusError("no real training clip to train the neural vocoder on")
+    held_out = sorted(path for path, row in real.items() if row["split"] == "validation")
+    samples = [
+        (Path(path).stem, load_audio(out / path, SAMPLE_RATE)) for path in held_out[:NEURAL_SAMPLES]
+    ]
+    trained = train_vocoder(
+        training, out / NEURAL_DIR, minutes=minutes, seed=seed, samples=samples, progress=progress
+    )
+    vocoder = trained.load()
+    marker = f"/fake/{NEURAL_GENERATOR}/"
+    rows = [row for row in result.rows if marker in row["path"]]
+    for row in tqdm(rows, desc="neural fakes", unit="clip", disable=not progress):
+        target = out / row["path"]
+        if target.exists():
+            samples_out = load_audio(target, SAMPLE_RATE)
+        else:
+            source = load_audio(out / row["path"].replace(marker, "/real/"), SAMPLE_RATE)
+            samples_out = clips.finish(vocoder.resynthesize(source), SAMPLE_RATE)
+            result.written += _write(target, samples_out)
+        row["duration"] = f"{len(samples_out) / SAMPLE_RATE:.3f}"
+        row["vocoder_steps"] = str(trained.steps)
+        row["vocoder_seconds"] = f"{trained.seconds:.0f}"
+    return trained
 
 
 def _collect(result: BuildResult, tasks: Sequence[RecordingTask], outcomes, bar: tqdm) -> None:
