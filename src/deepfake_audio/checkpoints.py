@@ -123,9 +123,12 @@ class Detector:
     threshold: float
     metadata: dict[str, Any] = field(repr=False)
     path: Path | None = None
+    label: str | None = None  # its name in reports when not its file's (a panel member's)
 
     @property
     def name(self) -> str:
+        if self.label:
+            return self.label
         return self.path.stem if self.path else self.model_name
 
     @property
@@ -160,6 +163,11 @@ def final_model_path(path: str | Path) -> Path:
     if not path.is_dir():
         return path
     final = path / FINAL_NAME
+    if not final.is_file() and (path / "panel.json").is_file():
+        raise FileNotFoundError(
+            f"{path} is a panel run (panel.json): predict, compare, evaluate and calibrate "
+            f"take it as a model; here give one of its members ({path}/members/<name>)"
+        )
     if not final.is_file():
         raise FileNotFoundError(
             f"{path} is a folder without {FINAL_NAME}: give a checkpoint file, or a run "

@@ -40,14 +40,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--models-dir",
         "--models_dir",
         dest="models_dir",
-        help="run folder whose checkpoints to compare (default: the newest under --runs-dir)",
+        help="run folder whose checkpoints to compare, or a panel run (the panel and its "
+        "members) (default: the newest under --runs-dir)",
     )
     source.add_argument(
         "--model",
         action="append",
         dest="models",
         metavar="CKPT",
-        help="a checkpoint, or a run folder (its final model), to compare; repeat for "
+        help="a checkpoint, a run folder (its final model), a built-in model name or a panel "
+        "(panel.json or its run folder: the panel and each member), to compare; repeat for "
         "several, e.g. one per architecture (instead of --models-dir)",
     )
     parser.add_argument(
@@ -72,13 +74,17 @@ def run(args: argparse.Namespace) -> int:
         newest_run,
         write_comparison,
     )
+    from deepfake_audio.scoring.panel import PANEL_FILE
 
     check_output_dir(args.output_dir)  # a bad output path fails now, not after the scoring
     if args.models:
         checkpoints, skipped = list(args.models), []
     else:
         models_dir = args.models_dir or newest_run(args.runs_dir)
-        checkpoints, skipped = find_checkpoints(models_dir)
+        if (Path(models_dir) / PANEL_FILE).is_file():  # a panel run: the panel is the model
+            checkpoints, skipped = [Path(models_dir)], []
+        else:
+            checkpoints, skipped = find_checkpoints(models_dir)
         print(f"models from {models_dir}")
     for path, reason in skipped:
         print(f"skipped {path}: {reason}", file=sys.stderr)

@@ -191,6 +191,7 @@ def evaluation_records(args: argparse.Namespace, models: list[str]) -> LabelledD
         run_records,
         training_overlap,
     )
+    from deepfake_audio.scoring.panel import find_panel
 
     if args.run:
         records = run_records(args.run, args.splits)
@@ -207,9 +208,13 @@ def evaluation_records(args: argparse.Namespace, models: list[str]) -> LabelledD
             f"({separation['leaks']} leak(s); `deepfake-audio audit` lists them)"
         )
     for model in models:
-        checkpoint = final_model_path(model)
+        checkpoint = find_panel(model)  # a panel run keeps the manifest its members shared
+        if checkpoint is not None:
+            fingerprint = checkpoint.is_file()
+        else:
+            checkpoint = final_model_path(model)
+            fingerprint = read_metadata(checkpoint).get("extra", {}).get("manifest_fingerprint")
         manifest = checkpoint.parent / MANIFEST_FILE
-        fingerprint = read_metadata(checkpoint).get("extra", {}).get("manifest_fingerprint")
         if not manifest.is_file() or not fingerprint:
             continue  # a model without its run folder: nothing to compare with
         overlap = training_overlap(data.records, manifest)

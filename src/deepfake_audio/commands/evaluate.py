@@ -20,9 +20,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--model", "-m", action="append", dest="models", metavar="CKPT",
-        help="checkpoint (.safetensors) or run folder (its final model); repeat to evaluate "
+        help="checkpoint (.safetensors), run folder (its final model), built-in model name or "
+        "panel (panel.json or its run folder: the panel and each member); repeat to evaluate "
         "several and their ensemble (and, with --fusion, their fitted fusion); default with "
-        "--run: that run's final model",
+        "--run: that run's final model, or its panel",
     )  # fmt: skip
     parser.add_argument(
         "--output-dir", "--output_dir", dest="output_dir", default="evaluation",

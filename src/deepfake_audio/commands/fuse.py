@@ -51,6 +51,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_fitting_splits(args, "a fusion")
+    from deepfake_audio.cli import UsageError
+    from deepfake_audio.scoring.panel import find_panel
+
+    for model in args.models:
+        if find_panel(model) is not None:
+            raise UsageError(
+                f"{model} is a panel, which fuses its members already; to fuse them another "
+                "way, give its members' run folders (members/<name>)"
+            )
     from deepfake_audio.fileio import check_output_file
     from deepfake_audio.provenance import provenance
 

@@ -15,8 +15,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Print one verdict per file: FAKE or REAL, the probability of fake and "
         "the threshold used (the model's stored validation-EER threshold unless --threshold). "
         "Long files are scored over all of their windows. With several --model the verdict "
-        "is their ensemble's (mean probability at the mean threshold), or with --fusion the "
-        "fitted fusion's. Files that cannot be read are listed with the reason; exits 1 only "
+        "is their ensemble's (mean probability at the mean threshold), with --fusion the "
+        "fitted fusion's, and for a panel (train --recipe panel) the panel's. Files that "
+        "cannot be read are listed with the reason; exits 1 only "
         "when no file could be judged.",
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders")
@@ -27,7 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         dest="models",
         required=True,
         metavar="CKPT",
-        help="checkpoint (.safetensors) or run folder (its final model); repeat for an ensemble",
+        help="checkpoint (.safetensors), run folder (its final model), built-in model name, "
+        "or panel (panel.json or its run folder); repeat for an ensemble",
     )
     parser.add_argument(
         "--json",
@@ -42,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from deepfake_audio.data.listing import scoring_inputs
     from deepfake_audio.provenance import provenance
     from deepfake_audio.reports.predict import format_line, predictions
-    from deepfake_audio.scoring.lineup import FUSION
+    from deepfake_audio.scoring.lineup import FUSION, PANEL
 
     inputs = scoring_inputs(args.paths)
     if not inputs:
@@ -57,10 +59,16 @@ def run(args: argparse.Namespace) -> int:
     verdicts = predictions(table, inputs)
     if args.json:
         sources = table.lineup.sources
+        panels = {  # each panel's file and members: the members' verdicts are under "models"
+            name: {"file": sources[name], "members": table.lineup.panel_members(name)}
+            for name in table.lineup.fused
+            if name.startswith(PANEL)
+        }
         document = {
             "provenance": provenance(args.command_line, table.lineup.files),
             "models": {name: sources[name] for name in table.lineup.names},
             **({"fusion": sources[FUSION]} if FUSION in sources else {}),
+            **({"panels": panels} if panels else {}),
             "aggregate": args.aggregate,
             "files": [p.to_dict() for p in verdicts],
         }

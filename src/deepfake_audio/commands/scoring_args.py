@@ -158,19 +158,24 @@ def score_records(
     fusion_path: str | None = None,
     description: str = "scoring",
 ) -> ScoreTable:
-    """Load ``models`` (checkpoints or run folders) and the fusion, and score ``records``.
+    """Load ``models`` (checkpoints, run folders, built-in names or panels) and the fusion,
+    and score ``records``.
 
-    Warns on stderr when the scoring rule differs from the one a model's threshold or the
-    fusion was set with: that threshold then belongs to other numbers.
+    Warns on stderr when the scoring rule differs from the one a model's threshold, the
+    fusion or a panel was set with: that threshold then belongs to other numbers.
     """
-    from deepfake_audio.checkpoints import final_model_path, load_checkpoint
     from deepfake_audio.scoring.engine import resolve_device, score_table
-    from deepfake_audio.scoring.fusion import Fusion
     from deepfake_audio.scoring.lineup import rule_warnings
+    from deepfake_audio.scoring.load import load_models
 
-    device = resolve_device(options.device)
-    detectors = [load_checkpoint(final_model_path(p), device=device) for p in models]
-    fusion = Fusion.load(fusion_path) if fusion_path else None
-    for line in rule_warnings(detectors, options, fusion):
+    loaded = load_models(models, fusion_path=fusion_path, device=resolve_device(options.device))
+    for line in rule_warnings(loaded.detectors, options, loaded.fusion, loaded.panel_list):
         print(line, file=sys.stderr)
-    return score_table(detectors, records, options, fusion=fusion, description=description)
+    return score_table(
+        loaded.detectors,
+        records,
+        options,
+        fusion=loaded.fusion,
+        panels=loaded.panels,
+        description=description,
+    )

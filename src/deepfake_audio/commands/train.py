@@ -27,13 +27,25 @@ AUGMENTATIONS = ("rawboost", "noise", "codec", "gain")
 #: Flag destinations that build the nested ``augment`` option instead of a top-level one.
 AUGMENT_FLAGS = ("augment_list", "rawboost_algo", "noise_snr", "codec_prob", "gain_db")
 
+#: The recipe's members unless --panel-members chooses (training.panel.DEFAULT_MEMBERS; here
+#: too so that --help imports no torch).
+PANEL_MEMBERS = (
+    "seed_cnn", "seed_cnn_rawboost_codec", "lcnn_lfcc", "aasist_l-asvspoof2019",
+    "aasist_l_finetuned",
+)  # fmt: skip
+DEFAULT_PANEL = PANEL_MEMBERS[:4]
+DEFAULT_PANEL_BUDGET = 60.0
+
 DESCRIPTION = (
     "Train a fake/real speech detector. Writes a run folder (default ./runs/YYYYmmdd_HHMMSS) "
     "with config.json, train.log, history.csv, accuracy.png, loss.png, data_report.json, "
     "manifest.jsonl, unreadable.csv, a checkpoint per epoch "
     "(model_epoch_01_valacc_0.7240.safetensors) and fake_or_real_classifier.safetensors "
     "(the epoch with the lowest validation EER). Multi-GPU/multi-node: --devices N "
-    "--strategy ddp [--num-nodes M]."
+    "--strategy ddp [--num-nodes M]. --recipe panel trains a panel of diverse members on one "
+    "preparation of the data (RUN/members/<name>/, ordinary runs), fuses them on the "
+    "validation split and writes RUN/panel.json: one model for predict, compare, evaluate "
+    "and calibrate."
 )
 
 
@@ -48,7 +60,31 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
         "--resume",
         metavar="RUN_DIR",
         help="continue an interrupted run from its last completed epoch (its config.json "
-        "is used; --epochs and hardware options may change)",
+        "is used; --epochs, --budget-minutes and hardware options may change)",
+    )
+    parser.add_argument(
+        "--recipe",
+        choices=("single", "panel"),
+        help="single (default): one model; panel: several diverse models (--panel-members) "
+        "trained on one preparation of the data, fused by logistic regression on the "
+        "validation split and calibrated, written as RUN/panel.json",
+    )
+    parser.add_argument(
+        "--panel-members",
+        type=_panel_members,
+        metavar="LIST",
+        help=f"with --recipe panel: its members, comma-separated, from {', '.join(PANEL_MEMBERS)}"
+        f" (default {','.join(DEFAULT_PANEL)}; aasist_l-asvspoof2019 is used zero-shot, "
+        "aasist_l_finetuned fine-tunes it and wants a GPU or a long budget)",
+    )
+    parser.add_argument(
+        "--budget-minutes",
+        type=_positive_float,
+        metavar="MIN",
+        help="wall-clock minutes for the whole run, data preparation included: when spent, the "
+        "epoch under way ends after its batch and is validated and written (default: none). "
+        f"With --recipe panel, the whole recipe's (default {DEFAULT_PANEL_BUDGET:g}), shared "
+        "among the trained members after what preparing the data took and the fusion needs",
     )
     group = parser.add_argument_group("model and optimization")
     group.add_argument("--model", choices=MODEL_NAMES, help="architecture (default seed_cnn)")
@@ -171,6 +207,23 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _panel_members(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(PANEL_MEMBERS))
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown panel member(s) {unknown}; choose from {', '.join(PANEL_MEMBERS)}"
+        )
+    return names
+
+
 def _augment_list(text: str) -> list[str]:
     names = [] if text.strip() == "none" else [n.strip() for n in text.split(",") if n.strip()]
     unknown = sorted(set(names) - set(AUGMENTATIONS))
@@ -241,7 +294,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def given_options(args: argparse.Namespace) -> dict[str, Any]:
     """The config values set by flags on the command line (not the command's own)."""
     values = dict(vars(args))
-    for key in ("func", "command", "command_line", "config", "resume"):
+    for key in ("func", "command", "command_line", "config", "resume", "recipe", "panel_members"):
         values.pop(key, None)
     for key in ("max_file_mb", "max_duration"):  # read limits: set for the process by the CLI
         values.pop(key, None)
@@ -276,6 +329,12 @@ def run(args: argparse.Namespace) -> int:
 
     flags = given_options(args)
     resume = getattr(args, "resume", None)
+    if getattr(args, "recipe", "single") == "panel":
+        return run_panel(args, flags)
+    if getattr(args, "panel_members", None) is not None:
+        from deepfake_audio.cli import UsageError
+
+        raise UsageError("--panel-members chooses a panel's members: add --recipe panel")
     if resume:
         config = resume_config(resume, flags)
     else:
@@ -300,4 +359,30 @@ def run(args: argparse.Namespace) -> int:
         )
         if result.unreadable:
             print(f"{len(result.unreadable)} file(s) left out: see {result.run_dir}/unreadable.csv")
+    return 0
+
+
+def run_panel(args: argparse.Namespace, flags: dict[str, Any]) -> int:
+    """``train --recipe panel``: the options of ``train``, less those each member sets."""
+    from deepfake_audio.cli import UsageError
+
+    if getattr(args, "resume", None):
+        raise UsageError(
+            "--resume continues one run: resume a panel's member with --resume "
+            "RUN/members/<name>, or train the panel again"
+        )
+    from deepfake_audio.training.config import load_config_file
+    from deepfake_audio.training.panel import format_summary, train_panel
+
+    values = load_config_file(args.config) if getattr(args, "config", None) else {}
+    merged = {**values, **flags}
+    budget = merged.pop("budget_minutes", DEFAULT_PANEL_BUDGET)
+    _console_logging()
+    result = train_panel(
+        merged,
+        members=getattr(args, "panel_members", None) or DEFAULT_PANEL,
+        budget_minutes=budget,
+        command_line=args.command_line,
+    )
+    print(format_summary(result))
     return 0

@@ -37,7 +37,7 @@ _RUN_STAMP = re.compile(r"^\d{8}_\d{6}")
 
 
 def newest_run(runs_dir: str | os.PathLike[str] = "runs") -> Path:
-    """The newest run folder under ``runs_dir`` that holds checkpoints.
+    """The newest run folder under ``runs_dir`` that holds checkpoints (or a panel).
 
     Run folders are named ``YYYYmmdd_HHMMSS``; those sort by name. Other names fall back to
     their modification time.
@@ -45,7 +45,11 @@ def newest_run(runs_dir: str | os.PathLike[str] = "runs") -> Path:
     root = Path(runs_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"no runs folder {root} (give --models_dir)")
-    candidates = [d for d in root.iterdir() if d.is_dir() and any(d.glob("*.safetensors"))]
+    candidates = [
+        d
+        for d in root.iterdir()
+        if d.is_dir() and (any(d.glob("*.safetensors")) or (d / "panel.json").is_file())
+    ]
     if not candidates:
         raise FileNotFoundError(f"no run folder with .safetensors checkpoints under {root}")
 

@@ -39,6 +39,7 @@ from deepfake_audio.scoring.windows import PreparedFile, prepare_files
 
 if TYPE_CHECKING:
     from deepfake_audio.scoring.fusion import Fusion
+    from deepfake_audio.scoring.panel import Panel
 
 
 log = logging.getLogger(__name__)
@@ -236,15 +237,20 @@ def score_table(
     options: ScoringOptions,
     *,
     fusion: Fusion | None = None,
+    panels: Sequence[tuple[Panel, Sequence[int]]] = (),
     description: str = "scoring",
 ) -> ScoreTable:
-    """Score every record's file with every detector, plus the ensemble and the fusion.
+    """Score every record's file with every detector, plus the ensemble, the fusion and
+    the panels.
 
     Verdict thresholds follow ``options`` (decision rule, prior, costs, or a fixed
-    ``threshold``); ``fusion`` must have been fitted on exactly these detectors. Unreadable
-    files are kept in the table with their reason.
+    ``threshold``); ``fusion`` must have been fitted on exactly these detectors, and each
+    panel comes with the indices of its members among them (see
+    :func:`deepfake_audio.scoring.load.load_models`). A panel's members are detectors like
+    any other: each file is decoded once and windowed once per distinct preprocessing for
+    all of them. Unreadable files are kept in the table with their reason.
     """
-    lineup = make_lineup(detectors, options=options, fusion=fusion)
+    lineup = make_lineup(detectors, options=options, fusion=fusion, panels=panels)
     configs, scorers = _scorers(detectors, lineup.names)
     options, note = fit_batch(scorers, configs, options)  # shrink the batch, never die of it
     if note:

@@ -153,6 +153,8 @@ class Fusion:
         where = path or "fusion"
         if not isinstance(document, dict) or document.get("format") != FORMAT:
             found = document.get("format") if isinstance(document, dict) else None
+            if str(found).startswith("deepfake-audio-panel/"):
+                raise FusionError(f"{where} is a panel, not a fusion file: give it as a --model")
             raise FusionError(f"{where}: not a deepfake-audio fusion file (format {found!r})")
         try:
             members = [

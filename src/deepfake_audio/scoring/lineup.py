@@ -2,8 +2,11 @@
 
 Several models fuse into an *ensemble*: the mean of their probabilities of fake, judged at the
 mean of their thresholds (so models that agree on a threshold keep it). A *fusion* fitted on
-validation scores (:mod:`deepfake_audio.scoring.fusion`) weighs them instead. Torch-free: a
-lineup only needs each detector's name, file, threshold, calibration and stored scoring rule.
+validation scores (:mod:`deepfake_audio.scoring.fusion`) weighs them instead, and a *panel*
+(:mod:`deepfake_audio.scoring.panel`) is a fusion of its own members with a calibration of
+the fused score, given as one model: its members are detectors of the lineup like any other,
+so their scores stay visible. Torch-free: a lineup only needs each detector's name, file,
+threshold, calibration and stored scoring rule.
 
 Every model's raw score (its own probability of fake) becomes a log-likelihood ratio through
 its calibration (the identity for the ensemble, the fusion and uncalibrated models), and the
@@ -26,11 +29,14 @@ from deepfake_audio.scoring.options import ScoringOptions, ScoringRule
 if TYPE_CHECKING:
     from deepfake_audio.checkpoints import Detector
     from deepfake_audio.scoring.fusion import Fusion
+    from deepfake_audio.scoring.panel import Panel
 
 #: Name of the fused model (mean probability of fake of all models) in every report.
 ENSEMBLE = "ensemble"
 #: Name of the logistic-regression fusion (:mod:`deepfake_audio.scoring.fusion`) in every report.
 FUSION = "fusion"
+#: Name of a panel's fused score in every report (``panel`` when one panel is scored).
+PANEL = "panel"
 
 
 def model_names(detectors: Sequence[Detector]) -> list[str]:
@@ -53,10 +59,29 @@ def model_names(detectors: Sequence[Detector]) -> list[str]:
         unique.append(
             name if seen[name] == 1 and names.count(name) == 1 else f"{name}#{seen[name]}"
         )
-    for reserved in (ENSEMBLE, FUSION):  # those names head the fused models' columns
+    for reserved in (ENSEMBLE, FUSION, PANEL):  # those names head the fused models' columns
         if reserved in unique:
             unique[unique.index(reserved)] = f"{reserved}_model"
     return unique
+
+
+def panel_names(panels: Sequence[Panel]) -> list[str]:
+    """``panel`` for one panel; for several, ``panel`` and its folder's name, made distinct."""
+    if len(panels) == 1:
+        return [PANEL]
+    names = [f"{PANEL}:{p.path.parent.name if p.path else i}" for i, p in enumerate(panels, 1)]
+    return [n if names.count(n) == 1 else f"{n}#{i}" for i, n in enumerate(names, 1)]
+
+
+@dataclass(frozen=True)
+class FusedModel:
+    """A fusion of some of the lineup's detectors: a ``--fusion`` file, or a panel's own."""
+
+    name: str  # FUSION, or the panel's name (PANEL)
+    fusion: Fusion
+    members: tuple[int, ...]  # the detectors it fuses, as indices, in the fusion's order
+    calibration: Calibration  # of the fused score (the identity for a --fusion file)
+    source: str  # the fusion or panel file
 
 
 def find_aliases(detectors: Sequence[Detector], names: Sequence[str]) -> dict[str, str]:
@@ -89,9 +114,9 @@ class Lineup:
     """The models a command reports and the threshold of each.
 
     Each detector appears under its report name, then the ``ensemble`` (mean probability of
-    fake, when there are several detectors) and the ``fusion`` (when a fitted fusion is
-    given). Every report takes its model list, thresholds and fused scores from here, so they
-    agree.
+    fake, when there are several detectors), the ``fusion`` (when a fitted fusion is given)
+    and each panel's fused score (``panel``; its members are among the detectors). Every
+    report takes its model list, thresholds and fused scores from here, so they agree.
     """
 
     names: list[str]  # the detectors' report names, in the detectors' order
@@ -101,8 +126,7 @@ class Lineup:
     calibrations: dict[str, Calibration] = field(default_factory=dict)  # identity if absent
     rules: dict[str, str] = field(default_factory=dict)  # model -> bayes, eer or threshold
     options: ScoringOptions = field(default_factory=ScoringOptions)
-    fusion: Fusion | None = None
-    members: list[int] = field(default_factory=list)  # fusion input order, as name indices
+    fusions: list[FusedModel] = field(default_factory=list)  # --fusion, then panels
     # detector -> the detector of the lineup it is a copy of (a run's final model is its
     # chosen epoch): an alias is reported but never voted or averaged twice
     aliases: dict[str, str] = field(default_factory=dict)
@@ -119,11 +143,21 @@ class Lineup:
 
     @property
     def fused(self) -> list[str]:
-        """The models computed from the detectors' scores (ensemble, fusion)."""
+        """The models computed from the detectors' scores (ensemble, fusion, panels)."""
         return self.models[len(self.names) :]
 
+    @property
+    def fusion(self) -> Fusion | None:
+        """The ``--fusion`` file's fusion, if one was given."""
+        return next((f.fusion for f in self.fusions if f.name == FUSION), None)
+
+    def panel_members(self, model: str) -> list[str]:
+        """The detectors a fused model (fusion or panel) fuses, by name; none for others."""
+        fused = next((f for f in self.fusions if f.name == model), None)
+        return [] if fused is None else [self.names[i] for i in fused.members]
+
     def with_fused(self, scores: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Add the ensemble's and the fusion's scores to the detectors' (arrays over files)."""
+        """Add the ensemble's, fusion's and panels' scores to the detectors' (arrays over files)."""
         out = dict(scores)
         stacked = np.column_stack([np.asarray(scores[n], dtype=np.float64) for n in self.names])
         if stacked.shape[0] == 0:  # no readable file: every fused model has no score either
@@ -131,8 +165,8 @@ class Lineup:
         if ENSEMBLE in self.models:
             distinct = [self.names.index(n) for n in self.distinct]
             out[ENSEMBLE] = stacked[:, distinct].mean(axis=1)
-        if self.fusion is not None:
-            out[FUSION] = self.fusion.predict(stacked[:, self.members])
+        for fused in self.fusions:
+            out[fused.name] = fused.fusion.predict(stacked[:, list(fused.members)])
         return out
 
     def calibration(self, model: str) -> Calibration:
@@ -160,15 +194,11 @@ class Lineup:
         return out
 
     def deciding_model(self) -> str:
-        """Whose verdict a file gets: the fusion's when given, else the ensemble's, else the
-        only model's."""
-        return (
-            FUSION
-            if FUSION in self.models
-            else ENSEMBLE
-            if ENSEMBLE in self.models
-            else self.names[0]
-        )
+        """Whose verdict a file gets: the fusion's when given, else the (first) panel's, else
+        the ensemble's, else the only model's."""
+        if self.fusions:
+            return self.fusions[0].name
+        return ENSEMBLE if ENSEMBLE in self.models else self.names[0]
 
 
 def make_lineup(
@@ -176,16 +206,23 @@ def make_lineup(
     *,
     options: ScoringOptions | None = None,
     fusion: Fusion | None = None,
+    panels: Sequence[tuple[Panel, Sequence[int]]] = (),
 ) -> Lineup:
     """The lineup of ``detectors``, with each model's verdict threshold set by ``options``.
 
     The ensemble averages the distinct detectors (an alias, such as a run's final model beside
     its epoch, counts once) and its EER threshold is the mean of theirs (their common one when
-    they agree), the fusion's is its own. ``fusion`` must have been fitted on exactly these
-    detectors.
+    they agree), the fusion's and each panel's are their own. ``fusion`` must have been fitted
+    on exactly these detectors; each panel comes with the indices of its members among them
+    (in the panel's member order), and cannot be combined with ``fusion``.
     """
     if not detectors:
         raise ValueError("no model given")
+    if fusion is not None and panels:
+        raise ValueError(
+            "--fusion fuses the models given beside it and a panel brings a fusion of its own: "
+            "give the panel alone, or its members (members/<name>) with --fusion"
+        )
     options = options or ScoringOptions()
     names = model_names(detectors)
     stored = {n: d.threshold for n, d in zip(names, detectors, strict=True)}  # raw scores
@@ -197,18 +234,27 @@ def make_lineup(
     if len(distinct) > 1:
         models.append(ENSEMBLE)
         stored[ENSEMBLE] = fuse(stored[n] for n in distinct)
-    members: list[int] = []
+    fusions: list[FusedModel] = []
     if fusion is not None:
-        members = fusion.member_order(detectors)
-        models.append(FUSION)
-        stored[FUSION] = fusion.threshold
-        sources[FUSION] = str(fusion.path or "")
+        order = tuple(fusion.member_order(detectors))
+        fusions.append(FusedModel(FUSION, fusion, order, Calibration(), str(fusion.path or "")))
+    for name, (panel, members) in zip(panel_names([p for p, _ in panels]), panels, strict=True):
+        if len(members) != len(panel.members):
+            raise ValueError(f"panel {panel.path}: {len(members)} detectors for its members")
+        source = str(panel.path or "")
+        fusions.append(FusedModel(name, panel.fusion, tuple(members), panel.calibration, source))
+    for fused in fusions:
+        models.append(fused.name)
+        stored[fused.name] = fused.fusion.threshold
+        sources[fused.name] = fused.source
+        if not fused.calibration.is_identity:
+            calibrations[fused.name] = fused.calibration
     rules, thresholds = {}, {}
     for model in models:
         calibration = calibrations.get(model) or Calibration()
         rules[model], thresholds[model] = _decide(calibration, stored[model], options)
     return Lineup(
-        names, models, thresholds, sources, calibrations, rules, options, fusion, members, aliases
+        names, models, thresholds, sources, calibrations, rules, options, fusions, aliases
     )
 
 
@@ -228,24 +274,31 @@ def _decide(
 
 
 def rule_warnings(
-    detectors: Sequence[Detector], options: ScoringOptions, fusion: Fusion | None = None
+    detectors: Sequence[Detector],
+    options: ScoringOptions,
+    fusion: Fusion | None = None,
+    panels: Sequence[Panel] = (),
 ) -> list[str]:
-    """One line per model whose stored threshold, and for a fusion fitted on scores, made
-    with another scoring rule.
+    """One line per model whose stored threshold, and for a fusion (or panel) fitted on
+    scores, made with another scoring rule.
 
     A fusion's weights suit only the scores they were fitted on, whatever the threshold; a
     checkpoint's stored threshold is moot when ``options.threshold`` replaces it. A file that
     stores no rule has nothing to compare.
     """
     lines = []
-    if fusion is not None and {"aggregate", "hop_seconds"} <= set(fusion.fitted):
-        fitted = fusion.fitted
+    fitted_on = [("fusion", fusion)] if fusion is not None else []
+    fitted_on += [("panel", panel.fusion) for panel in panels]
+    for kind, fitted_fusion in fitted_on:
+        fitted = fitted_fusion.fitted
+        if not {"aggregate", "hop_seconds"} <= set(fitted):
+            continue
         rule = ScoringRule.from_dict(
             {"aggregation": fitted["aggregate"], "hop_seconds": fitted["hop_seconds"]}
         )
         if rule != options.rule:
             lines.append(
-                f"warning: fusion {fusion.path or ''} was fitted on scores made with "
+                f"warning: {kind} {fitted_fusion.path or ''} was fitted on scores made with "
                 f"{rule.describe()}; scoring now uses {options.rule.describe()}, so its "
                 "weights and threshold may not suit these scores"
             )

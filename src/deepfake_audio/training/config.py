@@ -24,7 +24,16 @@ from deepfake_audio.scoring.options import ScoringOptions
 
 #: Options that may differ when a run is resumed (how it runs, not what it learns).
 RESUME_OVERRIDABLE = frozenset(
-    {"epochs", "num_workers", "accelerator", "devices", "num_nodes", "strategy", "progress"}
+    {
+        "epochs",
+        "budget_minutes",
+        "num_workers",
+        "accelerator",
+        "devices",
+        "num_nodes",
+        "strategy",
+        "progress",
+    }
 )
 
 #: Model config keys that training sets itself (from the window and ``sample_rate``), so that
@@ -51,6 +60,10 @@ class TrainConfig:
     model: str = "seed_cnn"
     model_config: dict[str, Any] = field(default_factory=dict)  # overrides of model defaults
     epochs: int = 10
+    # wall-clock minutes for the whole run (data preparation included): when spent, the epoch
+    # under way ends after its current batch, is validated and written like any other
+    # (training.budget); None: no limit, the run trains its epochs
+    budget_minutes: float | None = None
     # clips per batch: None is the model's default (fits 16 GB), "auto" the largest batch up
     # to it that fits the memory available, accumulating to keep the effective batch
     batch_size: int | str | None = None
@@ -108,6 +121,8 @@ class TrainConfig:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
+        if self.budget_minutes is not None and not 0 < self.budget_minutes < float("inf"):
+            raise ValueError(f"budget_minutes must be positive, got {self.budget_minutes}")
         if self.freeze_front_end < 0:
             raise ValueError(f"freeze_front_end must be >= 0, got {self.freeze_front_end}")
         if self.freeze_front_end and not self.init_from:
@@ -336,6 +351,7 @@ def resume_config(run_dir: str | os.PathLike[str], overrides: dict[str, Any]) ->
     if not path.exists():
         raise FileNotFoundError(f"{run_dir} is not a run folder (no config.json)")
     values = load_config_file(path)
+    values.pop("budget_minutes", None)  # a budget is for one invocation: given again, or none
     overrides = dict(overrides)
     if "augment" in overrides:  # flags adjust the run's augmentation; compare what results
         overrides["augment"] = merge_nested(values.get("augment", {}), overrides["augment"])

@@ -71,13 +71,26 @@ def measure_step(
     model: str, config: dict[str, Any], samples: int, *, keep_freed_memory: bool = True
 ) -> StepMemory:
     """Measure a training step of ``model`` on ``samples``-sample windows (see the module
-    docstring). Takes a few seconds: a fresh interpreter imports torch and runs two steps."""
+    docstring). Takes a few seconds: a fresh interpreter imports torch and runs two steps.
+    Remembered for the process (a step's memory is the model's, not the moment's), so runs
+    of the same model one after the other, as a panel's members are, measure it once."""
     values = {
         "model": model,
         "config": config,
         "samples": samples,
         "keep_freed_memory": keep_freed_memory,
     }
+    key = json.dumps(values, sort_keys=True)
+    if key not in _MEASURED:
+        _MEASURED[key] = _measure(values)
+    return _MEASURED[key]
+
+
+#: Steps measured by this process, by their JSON description.
+_MEASURED: dict[str, StepMemory] = {}
+
+
+def _measure(values: dict[str, Any]) -> StepMemory:
     done = subprocess.run(
         [sys.executable, "-c", _PROBE, json.dumps(values)],
         capture_output=True,

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -40,11 +41,12 @@ from deepfake_audio import allocator
 from deepfake_audio.augment import build_augmenter
 from deepfake_audio.checkpoints import final_model_path, load_checkpoint
 from deepfake_audio.data.loading import ClipDataModule
-from deepfake_audio.data.pipeline import prepare
+from deepfake_audio.data.pipeline import PreparedData, prepare
 from deepfake_audio.data.records import TRAIN, VALIDATION, ClipRecord, manifest_fingerprint
 from deepfake_audio.data.shortcuts import shortcut_warnings
 from deepfake_audio.fileio import write_text_atomic
 from deepfake_audio.models.registry import build_model
+from deepfake_audio.training.budget import TimeBudget, validation_windows
 from deepfake_audio.training.config import TrainConfig, default_output_dir
 from deepfake_audio.training.memory import describe_plan, plan_memory
 from deepfake_audio.training.module import DetectorModule
@@ -118,6 +120,7 @@ class TrainResult:
     best_epoch: int | None
     unreadable: list[list[str]]
     is_global_zero: bool
+    budget_stop: str | None = None  # why the time budget ended training, if it did
 
 
 def _env_rank() -> int:
@@ -237,13 +240,19 @@ def train(
     resume: bool = False,
     callbacks: Sequence[L.Callback] = (),
     command_line: str = "",
+    prepared: PreparedData | None = None,
 ) -> TrainResult:
     """Prepare the data, train, and write the run folder; returns the run's history.
 
     With ``resume`` the run in ``config.output_dir`` continues after its last completed epoch.
-    Raises ValueError (before any training) for unusable data, and KeyboardInterrupt when
-    interrupted (Ctrl-C or SIGTERM), leaving the last completed epoch resumable.
+    ``prepared`` is data already prepared with this config's data options and sample rate
+    (a panel prepares once for all its members, so their splits are the same records); by
+    default the data are prepared here. ``config.budget_minutes`` bounds the wall-clock time
+    of the whole call (:mod:`deepfake_audio.training.budget`). Raises ValueError (before any
+    training) for unusable data, and KeyboardInterrupt when interrupted (Ctrl-C or SIGTERM),
+    leaving the last completed epoch resumable.
     """
+    started = time.monotonic()  # the budget counts from here: preparation and planning too
     run_dir = Path(config.output_dir) if config.output_dir else default_output_dir()
     rank_zero = _env_rank() == 0
     L.seed_everything(config.seed, workers=True, verbose=False)
@@ -251,12 +260,18 @@ def train(
     plan = plan_memory(config)  # a step that cannot fit stops here, before any data work
     config.batch_size, config.accumulate = plan.batch_size, plan.accumulate  # into config.json
     augment = config.augment_config
-    prepared = prepare(
-        config.data_root,
-        config.data_options(),
-        sample_rate=config.sample_rate,
-        progress=config.progress and rank_zero,
-    )
+    if prepared is None:
+        prepared = prepare(
+            config.data_root,
+            config.data_options(),
+            sample_rate=config.sample_rate,
+            progress=config.progress and rank_zero,
+        )
+    elif prepared.cache is None or prepared.cache.sample_rate != config.sample_rate:
+        rate = prepared.cache.sample_rate if prepared.cache else None
+        raise ValueError(
+            f"the prepared data hold audio at {rate} Hz, the run trains at {config.sample_rate} Hz"
+        )
     train_records, val_records = prepared.split(TRAIN), prepared.split(VALIDATION)
     if rank_zero:
         shortcuts = prepared.report.get("shortcuts", {})
@@ -315,6 +330,16 @@ def train(
         epoch_offset=start_epoch,
         augment=build_augmenter(augment) if augment.enabled else None,
     )
+    budget = None
+    if config.budget_minutes is not None:
+        budget = TimeBudget(
+            started + 60 * config.budget_minutes,
+            validation_windows=validation_windows(
+                val_records, config.preprocess, config.hop_seconds
+            ),
+            batch_size=plan.batch_size,
+        )
+        notes.append(f"time budget: {config.budget_minutes:g} min for the whole run")
     recorder = RunRecorder(
         run_dir,
         config,
@@ -342,7 +367,7 @@ def train(
             accumulate_grad_batches=config.accumulate,
             use_distributed_sampler=False,  # ClipDataModule shards by rank itself
             default_root_dir=run_dir,
-            callbacks=[recorder, *callbacks],
+            callbacks=[recorder, *([budget] if budget else []), *callbacks],
         )
     final = best = None
     marker = run_dir / RESUME_DIR / RUNNING_FILE
@@ -371,6 +396,7 @@ def train(
         best_epoch=best,
         unreadable=recorder.unreadable(),
         is_global_zero=trainer.is_global_zero,
+        budget_stop=budget.stopped if budget else None,
     )
 
 
