@@ -19,11 +19,15 @@ import soundfile as sf
 
 from deepfake_audio.audio import decode_bytes, encode_ffmpeg, resample
 from deepfake_audio.data.near_duplicates import (
+    _PEAK_TIME_RADIUS,
+    _RANK_RADIUS,
     DEFAULT_THRESHOLD,
     NearDuplicateDetector,
+    _peaks,
     fingerprint,
     fingerprint_from_text,
     fingerprint_to_text,
+    hash_peaks,
 )
 from deepfake_audio.data.records import ClipRecord
 from deepfake_audio.data.separation import separate
@@ -293,3 +297,63 @@ def test_candidates_are_limited_on_many_unrelated_clips() -> None:
     assert stats.scored_pairs < 0.001 * n * n / 2, stats
     assert stats.candidate_pairs < 0.2 * n * n / 2, stats
     assert pairs == []
+
+
+def test_chance_hash_matches_are_rare() -> None:
+    """Four peaks a hash: unrelated clips share almost no hash (a two-peak hash of 22 bits
+    matched ~0.5 times per pair of 3 s clips, and the matching time grew with its square)."""
+    rng = np.random.default_rng(5)
+    fps = {f"c{i}": fingerprint(babble(rng, seconds=3.0), 8000) for i in range(400)}
+    detector = NearDuplicateDetector(fps)
+    assert detector.find_pairs([record(p) for p in fps]) == []
+    n = len(fps)
+    assert detector.stats.hashes > 100 * n
+    assert detector.stats.votes < 0.001 * n * (n - 1) / 2, detector.stats  # measured 5e-5
+
+
+def test_peaks_do_not_move_with_a_cut() -> None:
+    """Peak selection is a sliding rank: cutting the start keeps every later peak, and the
+    fractional times keep the time steps when the cut is half a frame off the frame grid."""
+    samples, rate = speak(SENTENCES[1])
+    x = resample(samples, rate, 8000)
+    t, f, exact = _peaks(x)
+    edge = _RANK_RADIUS + _PEAK_TIME_RADIUS + 2  # frames near a new edge may change
+    for hops in (37, 62):
+        t2, f2, _ = _peaks(x[hops * 64 :])
+        before = {(a - hops, b) for a, b in zip(t, f, strict=True) if a - hops > edge}
+        after = {(a, b) for a, b in zip(t2, f2, strict=True) if a > edge}
+        assert before == after
+    # Half a frame off the grid: nearly every peak is found again, at its fractional time
+    # less 62.5 frames.
+    t2, f2, exact2 = _peaks(x[62 * 64 + 32 :])
+    where = {(round(e * 2), b): e for e, b in zip(exact2, f2, strict=True)}
+    moved = [
+        e - 62.5 - where[key]
+        for e, b in zip(exact, f, strict=True)
+        if (key := (round((e - 62.5) * 2), b)) in where and e - 62.5 > edge
+    ]
+    assert len(moved) > 0.8 * np.count_nonzero(t - 62 > edge)
+    assert np.median(np.abs(moved)) < 0.05  # measured 0.002
+
+
+def test_copies_cut_off_the_frame_grid_keep_most_votes() -> None:
+    """A cut of 0.5 s at 22.05 kHz starts the 8 ms frame grid half a frame later."""
+    clip = speak(SENTENCES[3], voice="en-us", speed=180)
+    fps = {"base": fingerprint(*clip)}
+    for name in ("cut_start0.5s", "cut_both0.3s"):
+        fps[name] = fingerprint(*EDITS[name](clip, np.random.default_rng(0)))
+    pairs = NearDuplicateDetector(fps).find_pairs([record(p) for p in fps])
+    found = {frozenset((a.path, b.path)): s for a, b, s in pairs}
+    for name in ("cut_start0.5s", "cut_both0.3s"):
+        assert found.get(frozenset(("base", name)), 0.0) >= 0.45, found  # measured 0.58, 0.70
+
+
+def test_rows_in_any_order_and_the_frame_limit() -> None:
+    fp = fingerprint(*speak(SENTENCES[4]))
+    shuffled = fp[np.random.default_rng(1).permutation(len(fp))]
+    pairs = NearDuplicateDetector({"a": fp, "b": shuffled}).find_pairs([record("a"), record("b")])
+    assert [(a.path, b.path, round(s, 6)) for a, b, s in pairs] == [("a", "b", 1.0)]
+    t = np.array([0, 10, 20, 30, 40]) + (1 << 23)
+    f = np.array([50, 60, 55, 70, 65])
+    with pytest.raises(ValueError):
+        hash_peaks(t, f, t.astype(float))

@@ -30,9 +30,9 @@ import numpy as np
 
 from deepfake_audio.data.probe import ProbeResult, probe_files
 
-#: Bumped whenever what an entry holds changes (v2: SHA-1 hashes; v3: shortcut features), so
-#: old caches are not mixed in.
-CACHE_FORMAT = "v3"
+#: Bumped whenever what an entry holds changes (v2: SHA-1 hashes; v3: shortcut features; v4:
+#: near-duplicate fingerprints of four-peak hashes), so old caches are not mixed in.
+CACHE_FORMAT = "v4"
 
 #: Index lines written at once: one write per this many files rather than one per file.
 _INDEX_BATCH = 64
