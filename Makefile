@@ -5,8 +5,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# Debian packages: espeak-ng speaks test and demo sentences; the rest is pip-installed.
-APT_PACKAGES := espeak-ng
+# Debian packages: espeak-ng speaks test and demo sentences; chromium (headless) loads the
+# serve page in its browser test; the rest is pip-installed.
+APT_PACKAGES := espeak-ng chromium
 
 .PHONY: test lint system-deps install demo bench clean
 

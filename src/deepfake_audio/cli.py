@@ -18,7 +18,7 @@ from deepfake_audio import __version__
 #: Subcommand modules under deepfake_audio.commands, in the order --help lists them.
 COMMANDS = (
     "audit", "train", "make-demo-corpus", "compare", "predict", "evaluate", "calibrate", "fuse",
-    "models", "import-weights", "demo",
+    "models", "import-weights", "demo", "serve",
 )  # fmt: skip
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130

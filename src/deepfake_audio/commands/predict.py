@@ -43,8 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from deepfake_audio.data.listing import scoring_inputs
     from deepfake_audio.provenance import provenance
-    from deepfake_audio.reports.predict import format_line, predictions
-    from deepfake_audio.scoring.lineup import FUSION, PANEL
+    from deepfake_audio.reports.predict import format_line, predict_document, predictions
 
     inputs = scoring_inputs(args.paths)
     if not inputs:
@@ -58,20 +57,9 @@ def run(args: argparse.Namespace) -> int:
     )
     verdicts = predictions(table, inputs)
     if args.json:
-        sources = table.lineup.sources
-        panels = {  # each panel's file and members: the members' verdicts are under "models"
-            name: {"file": sources[name], "members": table.lineup.panel_members(name)}
-            for name in table.lineup.fused
-            if name.startswith(PANEL)
-        }
-        document = {
-            "provenance": provenance(args.command_line, table.lineup.files),
-            "models": {name: sources[name] for name in table.lineup.names},
-            **({"fusion": sources[FUSION]} if FUSION in sources else {}),
-            **({"panels": panels} if panels else {}),
-            "aggregate": args.aggregate,
-            "files": [p.to_dict() for p in verdicts],
-        }
+        document = predict_document(
+            table, verdicts, provenance(args.command_line, table.lineup.files)
+        )
         print(json.dumps(document, indent=2))
     else:
         for prediction in verdicts:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from deepfake_audio.data.listing import ScoringInput
 from deepfake_audio.reports.safe import printable
+from deepfake_audio.scoring.lineup import FUSION, PANEL
 from deepfake_audio.scoring.table import ScoreTable
 
 
@@ -150,6 +151,26 @@ def predictions(
         else Prediction(path=entry.record.path, error=entry.problem)
         for entry in inputs or [ScoringInput(f.record) for f in table.files]
     ]
+
+
+def predict_document(table: ScoreTable, verdicts: Sequence[Prediction], provenance: dict) -> dict:
+    """The JSON document of ``predict --json`` (and of the service's ``/api/analyze``):
+    ``provenance``, the models and their files, the fusion and panels when there are, the
+    aggregation, and one entry per file (:meth:`Prediction.to_dict`, with its windows)."""
+    sources = table.lineup.sources
+    panels = {  # each panel's file and members: the members' verdicts are under "models"
+        name: {"file": sources[name], "members": table.lineup.panel_members(name)}
+        for name in table.lineup.fused
+        if name.startswith(PANEL)
+    }
+    return {
+        "provenance": provenance,
+        "models": {name: sources[name] for name in table.lineup.names},
+        **({"fusion": sources[FUSION]} if FUSION in sources else {}),
+        **({"panels": panels} if panels else {}),
+        "aggregate": table.options.aggregation,
+        "files": [p.to_dict() for p in verdicts],
+    }
 
 
 def format_line(prediction: Prediction) -> str:
