@@ -7,8 +7,11 @@ so ``resource.getrusage(RUSAGE_CHILDREN)`` never sees them: these helpers walk t
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -112,3 +115,14 @@ def time_process(command: list[str], **kwargs: object) -> tuple[float, str]:
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} exited {done.returncode}: {done.stderr[-2000:]}")
     return seconds, done.stdout
+
+
+def command(*args: str) -> float:
+    """Run ``deepfake-audio ARGS`` in a fresh process, as a user would; its wall time.
+    Fails loudly, with the end of its stderr."""
+    cli = str(Path(sys.executable).with_name("deepfake-audio"))
+    start = time.perf_counter()
+    done = subprocess.run([cli, *args], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"deepfake-audio {' '.join(args)} failed:\n{done.stderr[-3000:]}")
+    return time.perf_counter() - start

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import csv
 import math
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -42,20 +41,12 @@ _ROOT = Path(__file__).resolve().parent.parent
 if str(_ROOT / "src") not in sys.path:
     sys.path.insert(0, str(_ROOT / "src"))
 
+from _proc import command  # noqa: E402
+
 from deepfake_audio.metrics import equal_error_rate  # noqa: E402
 
 FINAL = "fake_or_real_classifier.safetensors"
 ALL = "(none)"
-
-
-def command(*args: str) -> float:
-    """Run ``deepfake-audio ARGS`` in a fresh process; its wall time. Fails loudly."""
-    cli = str(Path(sys.executable).with_name("deepfake-audio"))
-    start = time.perf_counter()
-    done = subprocess.run([cli, *args], capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"deepfake-audio {' '.join(args)} failed:\n{done.stderr[-3000:]}")
-    return time.perf_counter() - start
 
 
 def generators_of(data: Path) -> list[str]:

@@ -23,22 +23,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-from _proc import load_average
-
-
-def command(*args: str) -> float:
-    """Run ``deepfake-audio ARGS`` in a fresh process; its wall time. Fails loudly."""
-    cli = str(Path(sys.executable).with_name("deepfake-audio"))
-    start = time.perf_counter()
-    done = subprocess.run([cli, *args], capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"deepfake-audio {' '.join(args)} failed:\n{done.stderr[-3000:]}")
-    return time.perf_counter() - start
+from _proc import command, load_average
 
 
 def evaluate(model: str, split_of: str, out: Path) -> dict:
