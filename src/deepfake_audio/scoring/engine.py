@@ -231,6 +231,17 @@ def _scorers(
     return configs, scorers
 
 
+def fitted_options(detectors: Sequence[Detector], options: ScoringOptions) -> ScoringOptions:
+    """``options`` with the batch :func:`fit_batch` settles for these detectors (a warning
+    when an asked-for batch had to shrink). A long-running caller (``serve``) settles it
+    once and scores with ``fit=False``, rather than measuring the models on every file."""
+    configs, scorers = _scorers(detectors, [d.name for d in detectors])
+    options, note = fit_batch(scorers, configs, options)  # shrink the batch, never die of it
+    if note:
+        log.warning("%s", note)
+    return options
+
+
 def score_table(
     detectors: Sequence[Detector],
     records: Sequence[ClipRecord],
@@ -239,6 +250,7 @@ def score_table(
     fusion: Fusion | None = None,
     panels: Sequence[tuple[Panel, Sequence[int]]] = (),
     description: str = "scoring",
+    fit: bool = True,
 ) -> ScoreTable:
     """Score every record's file with every detector, plus the ensemble, the fusion and
     the panels.
@@ -248,13 +260,13 @@ def score_table(
     panel comes with the indices of its members among them (see
     :func:`deepfake_audio.scoring.load.load_models`). A panel's members are detectors like
     any other: each file is decoded once and windowed once per distinct preprocessing for
-    all of them. Unreadable files are kept in the table with their reason.
+    all of them. Unreadable files are kept in the table with their reason. ``fit=False``
+    takes ``options``' batch as settled (see :func:`fitted_options`).
     """
     lineup = make_lineup(detectors, options=options, fusion=fusion, panels=panels)
     configs, scorers = _scorers(detectors, lineup.names)
-    options, note = fit_batch(scorers, configs, options)  # shrink the batch, never die of it
-    if note:
-        log.warning("%s", note)
+    if fit:
+        options = fitted_options(detectors, options)
     prepared = prepare_files(
         [r.path for r in records], configs, hop_seconds=options.hop_seconds, workers=options.workers
     )

@@ -21,7 +21,7 @@ from typing import Any
 from deepfake_audio.data.records import ClipRecord
 from deepfake_audio.provenance import provenance
 from deepfake_audio.reports.predict import predict_document, predictions
-from deepfake_audio.scoring.engine import fit_batch, resolve_device, score_table
+from deepfake_audio.scoring.engine import fitted_options, resolve_device, score_table
 from deepfake_audio.scoring.lineup import ENSEMBLE, FUSION, Lineup, make_lineup, rule_warnings
 from deepfake_audio.scoring.load import LoadedModels, load_models
 from deepfake_audio.scoring.options import ScoringOptions
@@ -71,14 +71,9 @@ class Service:
             panels=self.loaded.panels,
         )
         # Decoding happens in the scoring thread (no process per request); the batch is
-        # measured once here rather than on every request.
+        # settled once here rather than measured on every request.
         options = replace(options, workers=1, progress=False)
-        if options.batch_size is None:
-            from deepfake_audio.scoring.engine import _scorers
-
-            configs, scorers = _scorers(self.loaded.detectors, self.lineup.names)
-            options, _ = fit_batch(scorers, configs, options)
-        self.options = options
+        self.options = fitted_options(self.loaded.detectors, options)
         self.provenance = provenance(command_line, self.lineup.files)  # SHA-256s, once
         self.capacity = workers + queue
         self._pending = 0
@@ -105,6 +100,7 @@ class Service:
             options,
             fusion=self.loaded.fusion,
             panels=self.loaded.panels,
+            fit=False,  # settled at start
         )
         (verdict,) = predictions(table)
         if verdict.error is not None:
