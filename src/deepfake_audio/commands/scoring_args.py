@@ -116,12 +116,7 @@ def add_scoring_options(parser: argparse.ArgumentParser, *, verdicts: bool = Tru
         help="windows per inference batch (default: as many as fit in 256 MB, at most 64; "
         "measured per model at start)",
     )
-    group.add_argument(
-        "--device",
-        default="auto",
-        choices=("auto", "cpu", "cuda"),
-        help="where the models run (default: the GPU when there is one)",
-    )
+    add_device_option(group)
     group.add_argument(
         "--workers",
         type=_positive_int,
@@ -178,4 +173,14 @@ def score_records(
         fusion=loaded.fusion,
         panels=loaded.panels,
         description=description,
+    )
+
+
+def add_device_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--device``: where the models run, for every command that scores."""
+    parser.add_argument(
+        "--device",
+        default="auto",
+        choices=("auto", "cpu", "cuda"),
+        help="where the models run (default: the GPU when there is one)",
     )

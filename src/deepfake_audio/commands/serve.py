@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from deepfake_audio.commands.scoring_args import _positive_float, _positive_int
+from deepfake_audio.commands.scoring_args import (
+    _positive_float,
+    _positive_int,
+    add_device_option,
+)
 
 
 def _queue(text: str) -> int:
@@ -65,12 +69,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="analyses that may wait for a worker; beyond, uploads get 503 with Retry-After "
         "(default 8)",
     )
-    parser.add_argument(
-        "--device",
-        default="auto",
-        choices=("auto", "cpu", "cuda"),
-        help="where the models run (default: the GPU when there is one)",
-    )
+    add_device_option(parser)
     parser.add_argument(
         "--max-duration",
         type=_positive_float,
