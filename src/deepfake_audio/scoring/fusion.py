@@ -228,6 +228,32 @@ def fit_fusion(
         )
     model = LogisticRegression(C=regularization, class_weight="balanced", max_iter=1000)
     model.fit(logit_features(scores), target)
+    return fusion_from_weights(
+        labels,
+        scores,
+        names=names,
+        paths=paths,
+        coefficients=model.coef_[0],
+        intercept=float(model.intercept_[0]),
+        fitted={**(fitted or {}), "regularization_C": regularization, "class_weight": "balanced"},
+    )
+
+
+def fusion_from_weights(
+    labels: np.ndarray,
+    scores: np.ndarray,
+    *,
+    names: Sequence[str],
+    paths: Sequence[str | os.PathLike[str]],
+    coefficients: Sequence[float],
+    intercept: float,
+    fitted: dict[str, Any] | None = None,
+) -> Fusion:
+    """The fusion with these weights, its threshold and validation metrics taken on
+    ``scores`` ``(files, models)`` and ``labels`` (the data the weights were fitted on)."""
+    labels = np.asarray(labels)
+    scores = np.asarray(scores, dtype=np.float64)
+    fakes = int(np.sum(labels == FAKE))
     members = [
         Member(
             name=str(name),
@@ -236,19 +262,17 @@ def fit_fusion(
             coefficient=float(coef),
             validation_eer=metrics.equal_error_rate(labels, scores[:, i])[0],
         )
-        for i, (name, path, coef) in enumerate(zip(names, paths, model.coef_[0], strict=True))
+        for i, (name, path, coef) in enumerate(zip(names, paths, coefficients, strict=True))
     ]
-    fusion = Fusion(members=members, intercept=float(model.intercept_[0]), threshold=0.5)
+    fusion = Fusion(members=members, intercept=float(intercept), threshold=0.5)
     fused = fusion.predict(scores)
     _, fusion.threshold = metrics.equal_error_rate(labels, fused)
     fusion.validation = metrics.summarize(labels, fused, fusion.threshold)
     fusion.fitted = {
         **(fitted or {}),
-        "clips": int(target.size),
+        "clips": int(labels.size),
         "fake_clips": fakes,
-        "real_clips": int(target.size - fakes),
-        "regularization_C": regularization,
-        "class_weight": "balanced",
+        "real_clips": int(labels.size - fakes),
         "package_version": __version__,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }

@@ -60,8 +60,11 @@ from deepfake_audio.provenance import provenance
 from deepfake_audio.reports.fuse import fit_on_table
 from deepfake_audio.scoring.calibration import Calibration, CalibrationError, fit_calibration
 from deepfake_audio.scoring.engine import resolve_device, score_table, score_windows
+from deepfake_audio.scoring.fusion import Fusion, fusion_from_weights, logit_features
+from deepfake_audio.scoring.fusion_selection import select_fusion
 from deepfake_audio.scoring.options import ScoringOptions
 from deepfake_audio.scoring.panel import MEMBERS_DIR, PANEL_FILE, Panel, PanelMember
+from deepfake_audio.scoring.table import ScoreTable
 from deepfake_audio.training.budget import validation_windows
 from deepfake_audio.training.config import (
     PROVENANCE_KEY,
@@ -260,7 +263,7 @@ def fit_panel(
         "splits": [VALIDATION],
         "manifest_fingerprint": manifest_fingerprint(records),
     }
-    fusion = fit_on_table(table, fitted=described)
+    fusion = _fuse(table, described)
     fused = fusion.predict(np.column_stack([table.raw[n] for n in table.lineup.names]))
     labels = table.labels()
     try:
@@ -283,6 +286,43 @@ def fit_panel(
     ]
     scores = {name: table.raw[name] for name in table.lineup.names} | {"panel": fused}
     return Panel(panel_members, fusion, calibration), scores
+
+
+def _fuse(table: ScoreTable, fitted: dict[str, Any]) -> Fusion:
+    """The panel's fusion: the candidate that does best on validation generators it was not
+    fitted on (:mod:`deepfake_audio.scoring.fusion_selection`); the plain logistic fusion
+    when validation names fewer than two generators."""
+    names = table.lineup.names
+    scores = np.column_stack([table.raw[n] for n in names])
+    labels = table.labels()
+    selection = select_fusion(
+        labels, logit_features(scores), [r.generator for r in table.records], names
+    )
+    if selection is None:
+        log.info("validation names fewer than two generators: plain logistic fusion")
+        return fit_on_table(table, fitted=fitted)
+    log.info(
+        "panel fusion: %s (mean EER %.1f %% on held-out validation generators; plain "
+        "logistic C=1 %.1f %%)",
+        selection.chosen,
+        100 * selection.mean_eer(selection.chosen),
+        100 * selection.mean_eer("logistic C=1"),
+    )
+    return fusion_from_weights(
+        labels,
+        scores,
+        names=names,
+        paths=[table.lineup.sources[n] for n in names],
+        coefficients=selection.weights.coefficients,
+        intercept=selection.weights.intercept,
+        fitted={
+            **fitted,
+            "selection": selection.to_dict(),
+            "aggregate": table.options.aggregation,
+            "hop_seconds": table.options.hop_seconds,
+            "unreadable": len(table.unreadable),
+        },
+    )
 
 
 def _describe_member(recipe: MemberRecipe, result: TrainResult | None, share: float | None) -> dict:
