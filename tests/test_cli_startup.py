@@ -55,3 +55,24 @@ def test_audit_imports_no_model_library(tmp_path: Path) -> None:
 
 def test_the_torch_free_model_list_is_the_registry() -> None:
     assert list(MODEL_NAMES) == model_names()
+
+
+def test_version_names_package_torch_and_device() -> None:
+    """``--version`` may import torch (it reports it); ``--help`` above must not."""
+    import torch
+
+    from deepfake_audio import __version__
+    from deepfake_audio.scoring.engine import resolve_device
+
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, "--version"], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    *lines, probe = done.stdout.strip().splitlines()
+    assert json.loads(probe)["code"] == 0
+    assert lines[0] == f"deepfake-audio {__version__}"
+    assert lines[1] == f"torch {torch.__version__}"
+    device = resolve_device("auto")  # what every scoring command takes by default
+    assert lines[2].startswith(f"device: {device.type}")
+    if device.type == "cuda":
+        assert torch.cuda.get_device_name(0) in lines[2]

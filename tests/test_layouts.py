@@ -17,6 +17,7 @@ from deepfake_audio.data.records import (
     FAKE,
     REAL,
     ClipRecord,
+    canonical_dataset_type,
     parse_label,
     parse_split,
     read_manifest,
@@ -184,3 +185,115 @@ def test_a_csv_with_a_huge_field_is_a_clear_error(tmp_path: Path) -> None:
     manifest.write_text("path,label\n" + '"' + "x" * 200_000 + '",fake\n')
     with pytest.raises(DiscoveryError, match=r"m.csv:\d+: not a readable CSV"):
         discover(manifest)
+
+
+def _touch(root: Path, *relatives: str) -> None:
+    """Empty files: discovery reads names, never the audio."""
+    for relative in relatives:
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).write_bytes(b"")
+
+
+def test_fake_or_real_archive_folders_are_the_design_types(tmp_path: Path) -> None:
+    """for-2sec.tar.gz unpacks to for-2seconds, for-rerec.tar.gz to for-rerecorded: the same
+    dataset types as the original design's for-2sec and for-rerec, whichever name is used."""
+    _touch(
+        tmp_path,
+        "for-2seconds/training/fake/a.wav",
+        "for-2seconds/training/real/b.wav",
+        "for-rerecorded/testing/fake/c.wav",
+        "For-Norm/testing/real/d.wav",
+        "mine/testing/real/e.wav",
+    )
+    found = discover(tmp_path)
+    assert {Path(r.path).name: r.dataset_type for r in found.records} == {
+        "a.wav": "for-2sec", "b.wav": "for-2sec", "c.wav": "for-rerec",
+        "d.wav": "for-norm", "e.wav": "mine",
+    }  # fmt: skip
+    for spelling in ("for-2sec", "for-2seconds", "FOR-2SECONDS"):
+        chosen = discover(tmp_path, dataset_types=[spelling]).records
+        assert sorted(Path(r.path).name for r in chosen) == ["a.wav", "b.wav"], spelling
+    rerec = discover(tmp_path, dataset_types=["for-rerec", "mine"]).records
+    assert sorted(Path(r.path).name for r in rerec) == ["c.wav", "e.wav"]
+
+
+def test_archive_folder_as_root_and_kaggle_nesting(tmp_path: Path) -> None:
+    _touch(
+        tmp_path, "for-rerecorded/training/fake/a.wav", "k/for-2sec/for-2seconds/testing/real/b.wav"
+    )
+    assert {r.dataset_type for r in discover(tmp_path / "for-rerecorded").records} == {"for-rerec"}
+    (record,) = discover(tmp_path / "k").records
+    assert (record.dataset_type, record.split) == ("for-2sec", "test")
+
+
+def test_dataset_type_spellings_in_manifests_and_metadata(tmp_path: Path) -> None:
+    _touch(tmp_path, "data/fake/a.wav", "data/real/b.wav")
+    (tmp_path / "data" / "metadata.csv").write_text("path,dataset_type\nfake/a.wav,for-2seconds\n")
+    by_name = {Path(r.path).name: r.dataset_type for r in discover(tmp_path / "data").records}
+    assert by_name == {"a.wav": "for-2sec", "b.wav": "data"}
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,label,dataset_type\ndata/fake/a.wav,fake,for-rerecorded\n")
+    assert [r.dataset_type for r in discover(manifest).records] == ["for-rerec"]
+
+
+def test_canonical_dataset_type() -> None:
+    assert canonical_dataset_type("for-2seconds") == "for-2sec"
+    assert canonical_dataset_type("For-Rerecorded") == "for-rerec"
+    assert canonical_dataset_type("FOR-NORM") == "for-norm"
+    assert canonical_dataset_type("MyData") == "MyData"  # other names are kept as they are
+
+
+def test_no_dataset_types_lists_the_folders_seen(tmp_path: Path) -> None:
+    for name in ("a", "b", "c"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "notes.txt").write_text("")
+    with pytest.raises(DiscoveryError) as error:
+        discover(tmp_path)
+    message = str(error.value)
+    assert message.startswith(f"no dataset types found under {tmp_path}: saw folders a, b, c")
+    assert "1 file(s) notes.txt" in message
+    assert "for-2sec|for-2seconds|for-norm|for-original|for-rerec|for-rerecorded" in message
+
+
+def test_a_split_without_label_folders_is_named(tmp_path: Path) -> None:
+    _touch(tmp_path, "for-norm/training/Fake_/a.wav", "for-norm/training/Real_/b.wav")
+    with pytest.raises(DiscoveryError) as error:
+        discover(tmp_path)
+    lines = str(error.value).splitlines()
+    assert lines[0] == f"no labelled audio under {tmp_path}:"
+    assert "  for-norm/training has no fake/ or real/ folder: saw folders Fake_, Real_" in lines
+    assert any("2 audio file(s) have no fake/ or real/ folder above them" in x for x in lines)
+
+
+def test_a_label_folder_without_audio_is_named(tmp_path: Path) -> None:
+    _touch(tmp_path, "for-2sec/testing/fake/a.txt", "for-2sec/testing/real/b.m4b")
+    with pytest.raises(DiscoveryError) as error:
+        discover(tmp_path)
+    message = str(error.value)
+    assert (
+        "for-2sec/testing/fake holds no audio file discovery reads: saw 1 file(s) a.txt" in message
+    )
+    assert (
+        "for-2sec/testing/real holds no audio file discovery reads: saw 1 file(s) b.m4b" in message
+    )
+
+
+def test_links_and_archives_are_named(tmp_path: Path) -> None:
+    _touch(tmp_path, "elsewhere/for-norm/training/fake/a.wav")
+    (tmp_path / "root").mkdir()
+    (tmp_path / "root" / "for-norm").symlink_to(tmp_path / "elsewhere" / "for-norm")
+    (tmp_path / "root" / "for-2sec.tar.gz").write_bytes(b"")
+    with pytest.raises(DiscoveryError) as error:
+        discover(tmp_path / "root")
+    message = str(error.value)
+    assert "for-norm is a symbolic link to a folder, which discovery does not follow" in message
+    assert "unpack for-2sec.tar.gz first" in message
+
+
+def test_an_unknown_dataset_type_lists_those_found(for_tree: Path) -> None:
+    with pytest.raises(DiscoveryError) as error:
+        discover(for_tree, dataset_types=["for-rerec"])
+    assert str(error.value) == (
+        f"no records of dataset types for-rerec under {for_tree}: "
+        "found for-2sec (24 files), for-norm (24 files)"
+    )

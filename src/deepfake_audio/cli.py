@@ -13,7 +13,7 @@ import shlex
 import sys
 from collections.abc import Sequence
 
-from deepfake_audio import __version__
+from deepfake_audio.version_info import VersionAction
 
 #: Subcommand modules under deepfake_audio.commands, in the order --help lists them.
 COMMANDS = (
@@ -33,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="deepfake-audio",
         description="Train, compare and run detectors of synthetic (deepfake) speech.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    # the package, torch and the device: imports torch, only when asked (never for --help)
+    parser.add_argument("--version", action=VersionAction)
     parser.set_defaults(command_line="")  # main() sets it: the provenance of every output
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:

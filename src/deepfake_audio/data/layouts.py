@@ -8,6 +8,9 @@ Layouts read:
   comes from the nearest label folder above the file, the split from the nearest split folder
   above that, and the dataset type from the first folder under ``ROOT`` above both (else the
   name of ``ROOT`` itself). A folder between the label folder and the file names the generator.
+  Fake-or-Real's archives unpack to ``for-2seconds`` and ``for-rerecorded``: discovery reads
+  them as the original design's ``for-2sec`` and ``for-rerec``
+  (:func:`~deepfake_audio.data.records.canonical_dataset_type`).
 * ``asvspoof2019``: ASVspoof 2019 LA/PA CM protocol files (``*.cm.train.trn.txt``,
   ``*.cm.dev.trl.txt``, ``*.cm.eval.trl.txt``) found under ``ROOT``, audio found by file id.
 * ``in-the-wild``: a ``meta.csv`` with columns ``file,speaker,label`` (``spoof``/``bona-fide``).
@@ -24,16 +27,19 @@ from __future__ import annotations
 import csv
 import os
 import re
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from deepfake_audio.audio import is_audio_path
+from deepfake_audio.data.layout_hints import explain_unlabelled_tree
 from deepfake_audio.data.metadata import METADATA_FILE, apply_metadata
 from deepfake_audio.data.records import (
     LABEL_ALIASES,
     SPLIT_ALIASES,
     ClipRecord,
+    canonical_dataset_type,
     parse_label,
     parse_split,
     read_manifest,
@@ -107,7 +113,8 @@ def tree_record(root: Path, path: Path) -> ClipRecord | None:
 
     The label comes from the nearest label folder, the split from the nearest split folder
     above it, the dataset type from the first folder under ``root`` above both (else the
-    name of ``root``), the generator from a folder between the label folder and the file.
+    name of ``root``; ``for-2seconds`` read as ``for-2sec``, ``for-rerecorded`` as
+    ``for-rerec``), the generator from a folder between the label folder and the file.
     """
     parts = path.relative_to(root).parts[:-1]  # folders between root and file
     label_at = label_folder_index(parts)
@@ -123,9 +130,13 @@ def tree_record(root: Path, path: Path) -> ClipRecord | None:
         path=str(path.absolute()),
         label=LABEL_ALIASES[parts[label_at].lower()],
         split=parse_split(above[split_at]) if split_at is not None else None,
-        dataset_type=type_folders[0] if type_folders else root.name,
+        dataset_type=canonical_dataset_type(type_folders[0] if type_folders else root.name),
         generator=below[0] if below else None,
     )
+
+
+#: Why discovery passed over an audio file of a folder tree.
+NO_LABEL_FOLDER = "no fake/real (spoof/bonafide) folder above it"
 
 
 def _discover_tree(root: Path) -> Discovery:
@@ -136,8 +147,7 @@ def _discover_tree(root: Path) -> Discovery:
         # (50,000 files are discovered in a fraction of a second, not seconds).
         first = tree_record(root, folder / names[0])
         if first is None:
-            reason = "no fake/real (spoof/bonafide) folder above it"
-            skipped += [(str(folder / name), reason) for name in names]
+            skipped += [(str(folder / name), NO_LABEL_FOLDER) for name in names]
             continue
         base = os.path.dirname(first.path)
         records += [first] + [
@@ -150,12 +160,9 @@ def _discover_tree(root: Path) -> Discovery:
             )
             for name in names[1:]
         ]
-    if not records:
-        raise DiscoveryError(
-            f"no labelled audio under {root}: expected files below folders named fake/real "
-            "(e.g. ROOT/for-2sec/training/fake/x.wav), an ASVspoof protocol, a meta.csv, "
-            "or a CSV/JSONL manifest"
-        )
+    if not records:  # say what was there, not only what was expected
+        unlabelled = [path for path, reason in skipped if reason == NO_LABEL_FOLDER]
+        raise DiscoveryError(explain_unlabelled_tree(root, unlabelled))
     return Discovery(records, "tree", skipped)
 
 
@@ -263,8 +270,9 @@ def _discover_csv(csv_path: Path, *, in_the_wild: bool) -> Discovery:
                 path=str(audio.absolute()),
                 label=label,
                 split=split,
-                dataset_type=row.get("dataset_type")
-                or ("in-the-wild" if in_the_wild else csv_path.stem),
+                dataset_type=canonical_dataset_type(
+                    row.get("dataset_type") or ("in-the-wild" if in_the_wild else csv_path.stem)
+                ),
                 group=row.get("speaker") or row.get("group") or None,
                 generator=row.get("generator") or None,
             )
@@ -314,11 +322,22 @@ def discover(
     else:
         found = _discover_tree(root)
     if dataset_types:
-        wanted = set(dataset_types)
-        found.records = [r for r in found.records if r.dataset_type in wanted]
+        available = Counter(r.dataset_type for r in found.records)
+        wanted = {canonical_dataset_type(name) for name in dataset_types}
+        found.records = [
+            r for r in found.records if canonical_dataset_type(r.dataset_type) in wanted
+        ]
+        if not found.records:
+            has = ", ".join(f"{name} ({n} files)" for name, n in sorted(available.items()))
+            raise DiscoveryError(
+                f"no records of dataset types {', '.join(dataset_types)} under {root}: "
+                f"found {has or 'none'}"
+            )
     if not found.records:
+        example = f", e.g. {found.skipped[0][0]}: {found.skipped[0][1]}" if found.skipped else ""
         raise DiscoveryError(
-            f"no records of dataset types {list(dataset_types or [])} under {root}"
+            f"no records under {root} ({found.layout} layout): "
+            f"{len(found.skipped)} entries passed over{example}"
         )
     if (root / METADATA_FILE).is_file():  # e.g. the demo corpus's generators
         found.records = apply_metadata(found.records, root / METADATA_FILE)

@@ -12,7 +12,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from deepfake_audio.data.records import ClipRecord, parse_label
+from deepfake_audio.data.records import ClipRecord, canonical_dataset_type, parse_label
 
 METADATA_FILE = "metadata.csv"
 
@@ -57,6 +57,8 @@ def apply_metadata(
             out.append(record)
             continue
         changes = {key: row[key] for key in ("generator", "dataset_type") if row.get(key)}
+        if "dataset_type" in changes:  # for-2seconds is for-2sec, as in a folder name
+            changes["dataset_type"] = canonical_dataset_type(changes["dataset_type"])
         group = next((row[key] for key in GROUP_COLUMNS if row.get(key)), None)
         if group and record.group is None:  # speakers or source recordings: never split
             changes["group"] = group

@@ -33,6 +33,32 @@ LABEL_ALIASES = {
     "real": REAL, "bonafide": REAL, "bona-fide": REAL, "bona_fide": REAL, "genuine": REAL,
 }  # fmt: skip
 
+#: Fake-or-Real's dataset types, as the original design names them.
+FOR_DATASET_TYPES = ("for-2sec", "for-norm", "for-original", "for-rerec")
+#: The folder names Fake-or-Real's archives unpack to, where they differ from the design's:
+#: the same dataset types under another spelling.
+DATASET_TYPE_ALIASES = {"for-2seconds": "for-2sec", "for-rerecorded": "for-rerec"}
+
+
+def canonical_dataset_type(name: str) -> str:
+    """The one name of a dataset type: ``for-2seconds`` (the folder ``for-2sec.tar.gz``
+    unpacks to) is ``for-2sec``, ``for-rerecorded`` is ``for-rerec``, and Fake-or-Real's names
+    are matched in any case; any other name is kept as it is.
+
+    Why: a user who unpacks the archives and one who renamed the folders as the original
+    design did must get the same dataset types, so that ``--dataset-types for-2sec``
+    selects both and reports count one type, not two.
+    """
+    lower = name.lower()
+    if lower in DATASET_TYPE_ALIASES:
+        return DATASET_TYPE_ALIASES[lower]
+    return lower if lower in FOR_DATASET_TYPES else name
+
+
+def dataset_type_spellings() -> list[str]:
+    """Every spelling of Fake-or-Real's dataset types that discovery reads, sorted."""
+    return sorted({*FOR_DATASET_TYPES, *DATASET_TYPE_ALIASES})
+
 
 def parse_label(value: str | int) -> int:
     """Map ``fake``/``spoof``/``0`` to 0 and ``real``/``bonafide``/``1`` to 1; else ValueError."""
