@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.synth import write_clip
+
+
+@pytest.fixture(autouse=True, scope="session")
+def torch_backend() -> Iterator[None]:
+    """Scoring commands default to ``--backend auto``, which exports every new model to ONNX
+    and times it (seconds a model, into the user's cache): tests score with torch unless
+    they ask for another backend (tests/test_onnx.py does). Session-wide, so module-scoped
+    fixtures that run a command, and subprocesses, see it too."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DEEPFAKE_AUDIO_BACKEND", "torch")
+        yield
 
 
 @pytest.fixture

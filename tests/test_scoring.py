@@ -13,12 +13,8 @@ from deepfake_audio import audio
 from deepfake_audio.checkpoints import load_checkpoint
 from deepfake_audio.data.records import ClipRecord
 from deepfake_audio.preprocess import PreprocessConfig, sliding_windows
-from deepfake_audio.scoring.engine import (
-    fake_probability,
-    resolve_device,
-    score_table,
-    score_windows,
-)
+from deepfake_audio.scoring.engine import resolve_device, score_table
+from deepfake_audio.scoring.inference import fake_probability, score_windows
 from deepfake_audio.scoring.lineup import ENSEMBLE, make_lineup, model_names, rule_warnings
 from deepfake_audio.scoring.options import ScoringOptions, ScoringRule, aggregate
 from tests.detectors import (

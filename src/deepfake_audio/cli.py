@@ -18,7 +18,7 @@ from deepfake_audio.version_info import VersionAction
 #: Subcommand modules under deepfake_audio.commands, in the order --help lists them.
 COMMANDS = (
     "audit", "train", "make-demo-corpus", "compare", "predict", "evaluate", "calibrate", "fuse",
-    "models", "import-weights", "demo", "serve",
+    "models", "import-weights", "export", "demo", "serve",
 )  # fmt: skip
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130

@@ -8,13 +8,24 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from deepfake_audio.commands.read_limits import add_read_limit_options
 from deepfake_audio.parallel import default_workers
-from deepfake_audio.scoring.options import AGGREGATIONS, DECISIONS, ScoringOptions
+from deepfake_audio.scoring.options import (
+    AGGREGATIONS,
+    BACKENDS,
+    DECISIONS,
+    ONNX_INSTALL_HINT,
+    ScoringOptions,
+    onnx_missing,
+)
+
+#: Sets ``--backend``'s default (e.g. ``torch`` on a machine where exports are not wanted).
+BACKEND_ENV = "DEEPFAKE_AUDIO_BACKEND"
 
 if TYPE_CHECKING:
     from deepfake_audio.data.records import ClipRecord
@@ -117,6 +128,7 @@ def add_scoring_options(parser: argparse.ArgumentParser, *, verdicts: bool = Tru
         "measured per model at start)",
     )
     add_device_option(group)
+    add_backend_option(group)
     group.add_argument(
         "--workers",
         type=_positive_int,
@@ -130,6 +142,7 @@ def add_scoring_options(parser: argparse.ArgumentParser, *, verdicts: bool = Tru
 def scoring_options(args: argparse.Namespace, *, progress: bool = True) -> ScoringOptions:
     """The :class:`ScoringOptions` the parsed arguments ask for (``progress`` False hides
     bars whatever ``--no-progress`` says, e.g. when stdout carries JSON)."""
+    check_backend(args)
     return ScoringOptions(
         threshold=getattr(args, "threshold", None),
         decision=getattr(args, "decision", "auto"),
@@ -142,6 +155,7 @@ def scoring_options(args: argparse.Namespace, *, progress: bool = True) -> Scori
         workers=default_workers() if args.workers is None else args.workers,
         device=args.device,
         progress=progress and not args.no_progress,
+        backend=args.backend,
     )
 
 
@@ -163,7 +177,8 @@ def score_records(
     from deepfake_audio.scoring.lineup import rule_warnings
     from deepfake_audio.scoring.load import load_models
 
-    loaded = load_models(models, fusion_path=fusion_path, device=resolve_device(options.device))
+    device = resolve_device(options.device, options.backend)
+    loaded = load_models(models, fusion_path=fusion_path, device=device)
     for line in rule_warnings(loaded.detectors, options, loaded.fusion, loaded.panel_list):
         print(line, file=sys.stderr)
     return score_table(
@@ -184,3 +199,37 @@ def add_device_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup)
         choices=("auto", "cpu", "cuda"),
         help="where the models run (default: the GPU when there is one)",
     )
+
+
+def add_backend_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--backend``: what runs the models' windows, for every command that scores."""
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default=os.environ.get(BACKEND_ENV) or "auto",
+        help="what runs the models: torch; onnx, onnxruntime on the CPU on each model "
+        "exported to ONNX (cached; needs the onnx extra); auto (default, or "
+        f"${BACKEND_ENV}): per model the faster of the two on this machine, measured on "
+        "the first run and remembered (torch on a GPU or without onnxruntime)",
+    )
+
+
+def check_backend(args: argparse.Namespace) -> None:
+    """Usage errors of ``--backend`` before any model loads: an unknown value from the
+    environment, onnx without onnxruntime, onnx on the GPU."""
+    from deepfake_audio.cli import UsageError
+
+    backend = args.backend
+    if backend not in BACKENDS:
+        raise UsageError(
+            f"${BACKEND_ENV} is {backend!r}: use one of {', '.join(BACKENDS)} (or unset it)"
+        )
+    if backend != "onnx":
+        return
+    missing = onnx_missing()
+    if missing:
+        raise UsageError(
+            f"--backend onnx needs {', '.join(missing)}, not installed: {ONNX_INSTALL_HINT}"
+        )
+    if str(getattr(args, "device", "auto")).startswith("cuda"):
+        raise UsageError("--backend onnx runs models on the CPU: drop --device cuda")

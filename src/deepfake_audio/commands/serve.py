@@ -8,7 +8,9 @@ import sys
 from deepfake_audio.commands.scoring_args import (
     _positive_float,
     _positive_int,
+    add_backend_option,
     add_device_option,
+    check_backend,
 )
 
 
@@ -70,6 +72,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(default 8)",
     )
     add_device_option(parser)
+    add_backend_option(parser)
     parser.add_argument(
         "--max-duration",
         type=_positive_float,
@@ -89,13 +92,14 @@ def run(args: argparse.Namespace) -> int:
     from deepfake_audio.serve.app import create_app
     from deepfake_audio.serve.service import Service
 
+    check_backend(args)
     # The decoder's own caps: never more bytes than an upload, never longer than asked.
     hours = None if args.max_duration is None else args.max_duration / 3600
     set_read_limits(args.max_upload_mb, hours)
     service = Service(
         args.models,
         fusion_path=args.fusion,
-        options=ScoringOptions(device=args.device),
+        options=ScoringOptions(device=args.device, backend=args.backend),
         workers=args.workers,
         queue=args.queue,
         command_line=args.command_line,

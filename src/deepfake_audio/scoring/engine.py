@@ -12,12 +12,17 @@ scores users get.
 processes while this one runs the models), resamples once per distinct model rate and
 windows once per distinct preprocessing; windows of consecutive files are pooled into
 batches, so torch uses every core (or the GPU) for one batch.
+
+What runs a model's windows is pluggable (:attr:`Scorer.runner`): torch by default, or an
+onnxruntime session on the model's ONNX export that :func:`score_table` sets up when
+``options.backend`` asks for it (:mod:`deepfake_audio.scoring.backends`). Training's
+validation builds its scorers itself and always runs torch.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -27,17 +32,19 @@ from torch import nn
 
 from deepfake_audio import allocator
 from deepfake_audio.checkpoints import Detector
-from deepfake_audio.data.records import FAKE, ClipRecord
+from deepfake_audio.data.records import ClipRecord
 from deepfake_audio.memory_budget import available_memory, gib, peak_growth
 from deepfake_audio.preprocess import PreprocessConfig
 from deepfake_audio.reports.safe import printable
 from deepfake_audio.scoring.calibration import posterior
+from deepfake_audio.scoring.inference import score_windows
 from deepfake_audio.scoring.lineup import make_lineup
 from deepfake_audio.scoring.options import ScoringOptions, aggregate
 from deepfake_audio.scoring.table import ClipScore, ScoredFile, ScoreTable
 from deepfake_audio.scoring.windows import PreparedFile, prepare_files
 
 if TYPE_CHECKING:
+    from deepfake_audio.scoring.backends import BackendChoice
     from deepfake_audio.scoring.fusion import Fusion
     from deepfake_audio.scoring.panel import Panel
 
@@ -45,25 +52,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def fake_probability(logits: torch.Tensor) -> torch.Tensor:
-    """``(batch, 2)`` logits -> ``(batch,)`` probability of fake (softmax, index 0)."""
-    return torch.softmax(logits.float(), dim=-1)[:, FAKE]
-
-
-@torch.inference_mode()
-def score_windows(model: nn.Module, windows: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """Fake-probability of each row of ``windows`` ``(n, samples)``, in batches."""
-    model.eval()
-    device = next(model.parameters()).device
-    out = []
-    for start in range(0, len(windows), batch_size):
-        batch = torch.from_numpy(np.ascontiguousarray(windows[start : start + batch_size]))
-        out.append(fake_probability(model(batch.to(device))).cpu().numpy())
-    return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """``auto`` -> the GPU when torch sees one, else the CPU; ``cuda`` without a GPU is an error."""
+def resolve_device(device: str = "auto", backend: str = "torch") -> torch.device:
+    """``auto`` -> the GPU when torch sees one, else the CPU; ``cuda`` without a GPU is an
+    error. The ``onnx`` backend runs on the CPU: ``auto`` is the CPU, ``cuda`` an error."""
+    if backend == "onnx":
+        if device.startswith("cuda"):
+            raise ValueError("--backend onnx runs models on the CPU: drop --device cuda")
+        return torch.device("cpu")
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -71,13 +66,25 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
+#: Scores windows ``(n, samples)`` in batches of the given size: ``(n,)`` P(fake).
+WindowRunner = Callable[[np.ndarray, int], np.ndarray]
+
+
 @dataclass(frozen=True)
 class Scorer:
-    """One model as the engine runs it: its report name and which prepared windows it reads."""
+    """One model as the engine runs it: its report name, which prepared windows it reads, and
+    what runs them (``runner``; None: torch on ``model``, as :func:`score_windows` does)."""
 
     name: str
     model: nn.Module
     window_set: int  # index of its PreprocessConfig among those the files were prepared with
+    runner: WindowRunner | None = None
+
+    def score(self, windows: np.ndarray, batch_size: int) -> np.ndarray:
+        """P(fake) of each of ``windows`` ``(n, samples)``."""
+        if self.runner is not None:
+            return self.runner(windows, batch_size)
+        return score_windows(self.model, windows, batch_size)
 
 
 def score_prepared(
@@ -108,9 +115,7 @@ def score_prepared(
         per_part: list[dict[str, tuple[np.ndarray, np.ndarray]]] = [{} for _ in good]
         for scorer in scorers if good else ():
             own_windows = [f.windows[scorer.window_set] for f in good]
-            scores = score_windows(
-                scorer.model, np.concatenate([w for w, _ in own_windows]), batch_size
-            )
+            scores = scorer.score(np.concatenate([w for w, _ in own_windows]), batch_size)
             offsets = np.cumsum([0, *(len(w) for w, _ in own_windows)])
             for k, (_, starts) in enumerate(own_windows):
                 per_part[k][scorer.name] = (scores[offsets[k] : offsets[k + 1]], starts)
@@ -219,15 +224,19 @@ def fit_batch(
 
 
 def _scorers(
-    detectors: Sequence[Detector], names: Sequence[str]
+    detectors: Sequence[Detector],
+    names: Sequence[str],
+    backends: Sequence[BackendChoice] | None = None,
 ) -> tuple[list[PreprocessConfig], list[Scorer]]:
-    """The distinct preprocessings to prepare files with, and a scorer per detector."""
+    """The distinct preprocessings to prepare files with, and a scorer per detector (run by
+    its backend's runner, if any)."""
     configs: list[PreprocessConfig] = []
     scorers = []
-    for detector, name in zip(detectors, names, strict=True):
+    runners = [None] * len(detectors) if backends is None else [b.runner for b in backends]
+    for detector, name, runner in zip(detectors, names, runners, strict=True):
         if detector.preprocess not in configs:
             configs.append(detector.preprocess)
-        scorers.append(Scorer(name, detector.model, configs.index(detector.preprocess)))
+        scorers.append(Scorer(name, detector.model, configs.index(detector.preprocess), runner))
     return configs, scorers
 
 
@@ -251,6 +260,7 @@ def score_table(
     panels: Sequence[tuple[Panel, Sequence[int]]] = (),
     description: str = "scoring",
     fit: bool = True,
+    backends: Sequence[BackendChoice] | None = None,
 ) -> ScoreTable:
     """Score every record's file with every detector, plus the ensemble, the fusion and
     the panels.
@@ -261,12 +271,19 @@ def score_table(
     :func:`deepfake_audio.scoring.load.load_models`). A panel's members are detectors like
     any other: each file is decoded once and windowed once per distinct preprocessing for
     all of them. Unreadable files are kept in the table with their reason. ``fit=False``
-    takes ``options``' batch as settled (see :func:`fitted_options`).
+    takes ``options``' batch as settled (see :func:`fitted_options`). ``backends`` (one per
+    detector) says what runs each model; without, they are chosen here by
+    ``options.backend`` (:func:`~deepfake_audio.scoring.backends.choose_backends`, after the
+    batch is settled: auto times the models on it). A long-running caller chooses once.
     """
     lineup = make_lineup(detectors, options=options, fusion=fusion, panels=panels)
-    configs, scorers = _scorers(detectors, lineup.names)
     if fit:
         options = fitted_options(detectors, options)
+    if backends is None and options.backend != "torch":
+        from deepfake_audio.scoring.backends import choose_backends
+
+        backends = choose_backends(detectors, options, files=len(records))
+    configs, scorers = _scorers(detectors, lineup.names, backends)
     prepared = prepare_files(
         [r.path for r in records], configs, hop_seconds=options.hop_seconds, workers=options.workers
     )

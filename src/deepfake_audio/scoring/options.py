@@ -6,6 +6,7 @@ Torch-free on purpose: the command line builds :class:`ScoringOptions` (and list
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -16,6 +17,20 @@ Aggregation = Literal["mean", "max"]
 AGGREGATIONS: tuple[Aggregation, ...] = ("mean", "max")
 #: How a verdict is reached: ``auto`` is ``bayes`` for a calibrated model, else ``eer``.
 DECISIONS = ("auto", "bayes", "eer")
+#: What runs a model's windows: ``torch``; ``onnx``, onnxruntime on the model exported to
+#: ONNX (CPU only); ``auto``, per model the faster of the two that agree (measured once and
+#: remembered, see :mod:`deepfake_audio.scoring.backends`).
+BACKENDS = ("auto", "torch", "onnx")
+#: What installs the ONNX backend and ``export``: the ``onnx`` extra.
+ONNX_INSTALL_HINT = "pip install 'deepfake-audio[onnx]'"
+#: The modules it needs: the exporter's (onnx, onnxscript) and the runtime.
+ONNX_MODULES = ("onnx", "onnxscript", "onnxruntime")
+
+
+def onnx_missing() -> list[str]:
+    """The ONNX modules that are not installed (none: ``--backend onnx`` and ``export``
+    work). Looked up without importing them, so the command line can check cheaply."""
+    return [name for name in ONNX_MODULES if importlib.util.find_spec(name) is None]
 
 
 def aggregate(window_scores: np.ndarray, method: Aggregation = "mean") -> float:
@@ -63,7 +78,9 @@ class ScoringOptions:
     overrides them all. ``workers`` is the number of processes decoding audio while this one
     runs the models (1: decode here); ``batch_size`` counts windows, pooled across files
     (None: as many as fit in a modest share of memory, see
-    :func:`deepfake_audio.scoring.engine.fit_batch`).
+    :func:`deepfake_audio.scoring.engine.fit_batch`). ``backend`` is what runs each model
+    (:data:`BACKENDS`); ``torch`` by default here, so library callers (tests, benches,
+    training's panel) keep today's path, while the command line defaults to ``auto``.
     """
 
     threshold: float | None = None
@@ -77,6 +94,7 @@ class ScoringOptions:
     workers: int = 1
     device: str = "auto"
     progress: bool = False
+    backend: str = "torch"
 
     def __post_init__(self) -> None:
         if self.aggregation not in AGGREGATIONS:
@@ -87,6 +105,8 @@ class ScoringOptions:
             raise ValueError(f"workers must be at least 1, got {self.workers}")
         if self.hop_seconds is not None and not 0 < self.hop_seconds < math.inf:
             raise ValueError(f"hop must be positive, got {self.hop_seconds}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"unknown backend {self.backend!r}; use auto, torch or onnx")
         if self.decision not in DECISIONS:
             raise ValueError(f"unknown decision {self.decision!r}; use auto, bayes or eer")
         if not 0.0 < self.prior_fake < 1.0:

@@ -21,6 +21,7 @@ from typing import Any
 from deepfake_audio.data.records import ClipRecord
 from deepfake_audio.provenance import provenance
 from deepfake_audio.reports.predict import predict_document, predictions
+from deepfake_audio.scoring.backends import choose_backends
 from deepfake_audio.scoring.engine import fitted_options, resolve_device, score_table
 from deepfake_audio.scoring.lineup import ENSEMBLE, FUSION, Lineup, make_lineup, rule_warnings
 from deepfake_audio.scoring.load import LoadedModels, load_models
@@ -62,7 +63,9 @@ class Service:
             raise ValueError(f"workers must be at least 1 and queue at least 0: {workers}, {queue}")
         options = options or ScoringOptions()
         self.loaded = loaded or load_models(
-            models, fusion_path=fusion_path, device=resolve_device(options.device)
+            models,
+            fusion_path=fusion_path,
+            device=resolve_device(options.device, options.backend),
         )
         self.lineup: Lineup = make_lineup(
             self.loaded.detectors,
@@ -70,10 +73,12 @@ class Service:
             fusion=self.loaded.fusion,
             panels=self.loaded.panels,
         )
-        # Decoding happens in the scoring thread (no process per request); the batch is
-        # settled once here rather than measured on every request.
+        # Decoding happens in the scoring thread (no process per request); the batch and
+        # what runs each model are settled once here rather than on every request.
         options = replace(options, workers=1, progress=False)
         self.options = fitted_options(self.loaded.detectors, options)
+        # files=0: start at once, on remembered decisions (an export can take 40 s)
+        self.backends = choose_backends(self.loaded.detectors, self.options, files=0)
         self.provenance = provenance(command_line, self.lineup.files)  # SHA-256s, once
         self.capacity = workers + queue
         self._pending = 0
@@ -101,6 +106,7 @@ class Service:
             fusion=self.loaded.fusion,
             panels=self.loaded.panels,
             fit=False,  # settled at start
+            backends=self.backends,
         )
         (verdict,) = predictions(table)
         if verdict.error is not None:
@@ -138,9 +144,11 @@ class Service:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def describe(self) -> list[dict]:
-        """Each model of the lineup: its kind, file, window, threshold, rule and calibration."""
+        """Each model of the lineup: its kind, file, window, threshold, rule, calibration and
+        (a detector) what runs it."""
         lineup = self.lineup
         detectors = dict(zip(lineup.names, self.loaded.detectors, strict=True))
+        backends = dict(zip(lineup.names, self.backends, strict=True))
         out = []
         for name in lineup.models:
             entry: dict[str, Any] = {
@@ -167,6 +175,7 @@ class Service:
                     "stored_threshold": detector.threshold,
                     "stored_rule": detector.stored_rule,
                     "alias_of": lineup.aliases.get(name),
+                    "backend": backends[name].backend,
                 }
             else:
                 entry["members"] = lineup.panel_members(name) or (
