@@ -83,3 +83,19 @@ def test_folds_need_enough_fakes_and_ignore_reals() -> None:
     folds = held_out_folds(labels, generators)
     assert list(folds) == ["a"]
     assert folds["a"].sum() == MIN_FOLD_FAKES + 1  # the reals named "a" are not held out
+
+
+def test_a_tie_goes_to_the_fewest_members() -> None:
+    """Validation a strong member gets perfectly right cannot show that adding members helps
+    on a generator nobody heard: then the panel keeps that member alone."""
+    rng = np.random.default_rng(4)
+    labels = np.asarray([FAKE] * 60 + [REAL] * 60)
+    generators = ["a"] * 20 + ["b"] * 20 + ["c"] * 20 + [None] * 60
+    perfect = np.where(labels == FAKE, 4.0, -4.0) + rng.normal(0, 0.5, labels.size)
+    noise = rng.normal(0, 1, labels.size)
+    features = np.column_stack([perfect, noise])
+    selection = select_fusion(labels, features, generators, ["perfect", "noise"])
+    assert selection is not None
+    assert selection.mean_eer("logistic C=1") == selection.mean_eer("only perfect") == 0.0
+    assert selection.chosen == "only perfect"
+    assert selection.weights.coefficients[1] == 0.0
