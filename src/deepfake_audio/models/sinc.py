@@ -64,7 +64,8 @@ def sinc_filters(num_filters: int, kernel_size: int, sample_rate: int) -> torch.
 class SincFrontEnd(nn.Module):
     """``(batch, samples)`` -> ``(batch, num_filters, samples - kernel_size + 1)``.
 
-    Plain ``conv1d`` ("valid"): on CPU it beat an FFT convolution for these filter lengths.
+    Plain ``conv1d`` ("valid"): on CPU it beat an FFT convolution for these filter lengths,
+    and an unfold + matrix product (the copy of the unfolded input costs more than it saves).
     """
 
     def __init__(self, num_filters: int, kernel_size: int, sample_rate: int) -> None:
@@ -74,11 +75,20 @@ class SincFrontEnd(nn.Module):
         self.register_buffer("filters", filters.unsqueeze(1), persistent=False)
         self.kernel_size = int(filters.shape[-1])
 
-    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, audio: torch.Tensor, bands: int | None = None, frames: int | None = None
+    ) -> torch.Tensor:
+        """Filter ``audio``; ``bands``/``frames``: only the first so many filters / outputs.
+
+        A caller that pools away the last filter or the last frames (AASIST's 3 x 3 pooling
+        of 70 filters keeps 69) asks for only what it keeps: the same values, less work.
+        """
         if audio.shape[-1] < self.kernel_size:
             raise ValueError(
                 f"input of {audio.shape[-1]} samples is shorter than the "
                 f"{self.kernel_size}-tap sinc filters"
             )
-        # (batch, samples) -> (batch, 1, samples) -> (batch, num_filters, frames)
-        return F.conv1d(audio.unsqueeze(1), self.filters)
+        if frames is not None:  # the first `frames` outputs need `frames + taps - 1` samples
+            audio = audio[..., : frames + self.kernel_size - 1]
+        # (batch, samples) -> (batch, 1, samples) -> (batch, bands, frames)
+        return F.conv1d(audio.unsqueeze(1), self.filters[:bands])
