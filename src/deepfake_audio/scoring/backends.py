@@ -334,6 +334,9 @@ def choose_backends(
     choices = []
     for detector in detectors:
         choice = choose_backend(detector, options, cache, files)
-        log.info("%s: backend %s (%s)", detector.name, choice.backend, choice.reason)
+        # torch by default is no news: said at debug level, so a compare of many models on a
+        # small folder does not print one line per model
+        level = logging.INFO if choice.backend != "torch" or choice.measured else logging.DEBUG
+        log.log(level, "%s: backend %s (%s)", detector.name, choice.backend, choice.reason)
         choices.append(choice)
     return choices
