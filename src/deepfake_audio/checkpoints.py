@@ -22,7 +22,7 @@ from torch import nn
 
 from deepfake_audio import __version__, pretrained
 from deepfake_audio.data.records import LABEL_NAMES
-from deepfake_audio.fileio import atomic_output
+from deepfake_audio.fileio import atomic_output, decode_json_values
 from deepfake_audio.models.registry import build_model, config_dict
 from deepfake_audio.preprocess import PreprocessConfig
 from deepfake_audio.scoring.calibration import Calibration, CalibrationError
@@ -104,13 +104,7 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     if raw.get("format") != FORMAT:
         found = raw.get("format")
         raise CheckpointError(f"{path}: not a deepfake-audio checkpoint (format {found!r})")
-    decoded: dict[str, Any] = {}
-    for key, value in raw.items():
-        try:
-            decoded[key] = json.loads(value)
-        except json.JSONDecodeError:
-            decoded[key] = value
-    return decoded
+    return decode_json_values(raw)
 
 
 @dataclass

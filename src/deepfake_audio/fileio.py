@@ -5,6 +5,7 @@ A crash or Ctrl-C mid-write leaves the old file (or none), never half a file.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -99,3 +100,15 @@ def staged_folder(folder: str | os.PathLike[str]) -> Iterator[Path]:
         for item in stage.iterdir():
             item.unlink()
         stage.rmdir()
+
+
+def decode_json_values(raw: dict[str, str]) -> dict[str, Any]:
+    """String metadata (safetensors' or ONNX's, both string to string) with each value that
+    is JSON decoded, and the others kept as the strings they are."""
+    decoded: dict[str, Any] = {}
+    for key, value in raw.items():
+        try:
+            decoded[key] = json.loads(value)
+        except json.JSONDecodeError:
+            decoded[key] = value
+    return decoded

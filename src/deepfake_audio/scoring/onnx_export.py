@@ -42,7 +42,7 @@ from torch import nn
 
 from deepfake_audio import __version__
 from deepfake_audio.checkpoints import Detector
-from deepfake_audio.fileio import atomic_output
+from deepfake_audio.fileio import atomic_output, decode_json_values
 from deepfake_audio.preprocess import PreprocessConfig, normalize
 from deepfake_audio.scoring.inference import fake_probability
 from deepfake_audio.scoring.options import ONNX_INSTALL_HINT, onnx_missing
@@ -208,13 +208,7 @@ def read_onnx_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     raw = {prop.key: prop.value for prop in proto.metadata_props}
     if raw.get("format") != FORMAT:
         raise OnnxError(f"{path}: not a deepfake-audio ONNX export (format {raw.get('format')!r})")
-    decoded: dict[str, Any] = {}
-    for key, value in raw.items():
-        try:
-            decoded[key] = json.loads(value)
-        except json.JSONDecodeError:
-            decoded[key] = value
-    return decoded
+    return decode_json_values(raw)
 
 
 @contextlib.contextmanager
