@@ -210,7 +210,8 @@ def add_backend_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup
         help="what runs the models: torch; onnx, onnxruntime on the CPU on each model "
         "exported to ONNX (cached; needs the onnx extra); auto (default, or "
         f"${BACKEND_ENV}): per model the faster of the two on this machine, measured on "
-        "the first run and remembered (torch on a GPU or without onnxruntime)",
+        "its first job of 200+ files and remembered; torch until then, on a GPU, or "
+        "without onnxruntime",
     )
 
 
