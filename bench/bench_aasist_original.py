@@ -15,13 +15,18 @@ of :func:`deepfake_audio.allocator.keep_freed_memory`, made once for the whole p
 * inference (eval mode, ``torch.inference_mode``): real-time factor, seconds of 16 kHz
   audio scored per second.
 
+Besides wall-clock rates the bench prints the ratio of median CPU seconds per call (both
+threads): on a machine shared with other jobs a step's wall time includes waits for a
+core, which hit the two models unequally from round to round, while CPU time mostly does
+not (spinning at OpenMP barriers still counts).
+
 The two are interleaved (A, B, B, A, ... so that neither always runs first) after warm-up
-steps, and the median of the rounds is reported with the range of the per-round ratios:
-on a shared machine the load changes between rounds, not within one A-B pair.
+steps, and the median of the rounds is reported with the range of the per-round ratios,
+which shows how far the load of a shared machine moved them: run it more than once.
 
 The released code is imported from a file at run time only (nothing of it is in the
-package). Either point at a checkout's files or let the bench extract them from a git
-directory (bare or not) with ``git show``:
+package). Either point at a checkout's files or let the bench extract them with ``git
+show`` from a git directory (a bare repository, or a checkout's ``.git``):
 
     python bench/bench_aasist_original.py --original-repo /work/.mirror/clovaai+aasist/repo
     python bench/bench_aasist_original.py --original AASIST.py --conf AASIST-L.conf
@@ -114,37 +119,42 @@ def adam(model: torch.nn.Module, optim: dict[str, Any]) -> torch.optim.Adam:
     )
 
 
-def train_step(model: torch.nn.Module, optimizer, audio, labels) -> Callable[[], float]:
+Timing = tuple[float, float]  # (wall-clock seconds, CPU seconds of the process)
+
+
+def timed(run: Callable[[], object]) -> Timing:
+    wall, cpu = time.perf_counter(), time.process_time()
+    run()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def train_step(model: torch.nn.Module, optimizer, audio, labels) -> Callable[[], Timing]:
     weight = torch.tensor(CLASS_WEIGHTS)
 
-    def step() -> float:
-        start = time.perf_counter()
+    def run() -> None:
         loss = F.cross_entropy(model(audio), labels, weight=weight)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        return time.perf_counter() - start
 
-    return step
+    return lambda: timed(run)
 
 
-def infer_step(model: torch.nn.Module, audio: torch.Tensor) -> Callable[[], float]:
-    def step() -> float:
-        start = time.perf_counter()
+def infer_step(model: torch.nn.Module, audio: torch.Tensor) -> Callable[[], Timing]:
+    def run() -> None:
         with torch.inference_mode():
             model(audio)
-        return time.perf_counter() - start
 
-    return step
+    return lambda: timed(run)
 
 
 def interleave(
-    ours: Callable[[], float], original: Callable[[], float], rounds: int, warmup: int
-) -> tuple[list[float], list[float]]:
-    """Seconds per call of each, alternating which goes first."""
+    ours: Callable[[], Timing], original: Callable[[], Timing], rounds: int, warmup: int
+) -> tuple[list[Timing], list[Timing]]:
+    """(wall, CPU) seconds per call of each, alternating which goes first."""
     for _ in range(warmup):
         ours(), original()
-    times: dict[str, list[float]] = {"ours": [], "original": []}
+    times: dict[str, list[Timing]] = {"ours": [], "original": []}
     calls = {"ours": ours, "original": original}
     for r in range(rounds):
         order = ("ours", "original") if r % 2 == 0 else ("original", "ours")
@@ -153,16 +163,21 @@ def interleave(
     return times["ours"], times["original"]
 
 
-def summary(kind: str, unit: str, per: float, ours: list[float], original: list[float]) -> dict:
-    """Median rates, their ratio and the range of per-round ratios (rate = per / seconds)."""
-    rate_ours = per / statistics.median(ours)
-    rate_orig = per / statistics.median(original)
-    ratios = [o / s for s, o in zip(ours, original, strict=True)]  # original time / ours
-    best = (per / min(ours)) / (per / min(original))
+def summary(kind: str, unit: str, per: float, ours: list[Timing], original: list[Timing]) -> dict:
+    """Median rates, their ratio and the range of per-round ratios (rate = per / seconds),
+    by wall clock; and the ratio of median CPU seconds, which waiting for a core shared
+    with other jobs does not inflate (on an idle machine the two ratios agree)."""
+    wall_ours, cpu_ours = zip(*ours, strict=True)
+    wall_orig, cpu_orig = zip(*original, strict=True)
+    rate_ours = per / statistics.median(wall_ours)
+    rate_orig = per / statistics.median(wall_orig)
+    ratios = [o / s for s, o in zip(wall_ours, wall_orig, strict=True)]  # original / ours
+    best = min(wall_orig) / min(wall_ours)
+    cpu_ratio = statistics.median(cpu_orig) / statistics.median(cpu_ours)
     print(
         f"{kind:<10} ours {rate_ours:7.2f} {unit}, original {rate_orig:7.2f} {unit}: "
         f"ours/original {rate_ours / rate_orig:.2f}x (median; best-of {best:.2f}x; "
-        f"rounds {min(ratios):.2f}-{max(ratios):.2f}x)"
+        f"rounds {min(ratios):.2f}-{max(ratios):.2f}x; CPU time {cpu_ratio:.2f}x)"
     )
     return {
         "ours": rate_ours,
@@ -170,6 +185,7 @@ def summary(kind: str, unit: str, per: float, ours: list[float], original: list[
         "ratio": rate_ours / rate_orig,
         "ratio_best": best,
         "round_ratios": ratios,
+        "ratio_cpu": cpu_ratio,
     }
 
 
