@@ -188,18 +188,15 @@ def select_fusion(
             eer, _ = metrics.equal_error_rate(labels[scored], weights.score(features[scored]))
             held_out[name][generator] = float(eer)
     selection = Selection("", Weights(np.zeros(len(names)), 0.0), held_out)
-    members_used = {
-        name: int(np.count_nonzero(fit(features, target).coefficients))
-        for name, fit in fits.items()
-    }
+    on_all = {name: fit(features, target) for name, fit in fits.items()}  # ties and result
     chosen = min(
         fits,
         key=lambda name: (
             round(selection.mean_eer(name), 6),
             round(max(held_out[name].values()), 6),
-            members_used[name],
+            int(np.count_nonzero(on_all[name].coefficients)),
         ),
     )
     selection.chosen = chosen
-    selection.weights = fits[chosen](features, target)
+    selection.weights = on_all[chosen]
     return selection
