@@ -185,7 +185,9 @@ class _SingleChannelConv(torch.autograd.Function):
         if need_w or need_b:  # the taps of each position, and a 1 for the bias
             cols = F.unfold(x, kernel, padding=ctx.padding)  # (batch, taps, positions)
             cols = torch.cat([cols, cols.new_ones(batch, 1, positions)], 1)
-            sums = torch.bmm(grad, cols.transpose(1, 2)).sum(0)  # (out, taps + 1)
+            # (taps + 1) x out per clip: 2x faster than grad @ cols^T, whose few output
+            # columns the matrix kernel handles badly (AASIST-L block 1: 0.37 s against 0.76 s)
+            sums = torch.bmm(cols, grad.transpose(1, 2)).sum(0).t()  # (out, taps + 1)
             grad_w = sums[:, :taps].reshape_as(weight) if need_w else None
             grad_b = sums[:, taps] if need_b else None
         if need_x:  # bmm, not matmul, which would copy the gradient transposed
