@@ -64,9 +64,10 @@ def test_selection_prefers_the_fusion_that_holds_up_on_a_generator_it_did_not_fi
     assert held["mean"] == pytest.approx(means[selection.chosen])
     # the chosen weights score the whole split at least as well as the broad member alone
     fused = selection.weights.score(features)
-    assert metrics.equal_error_rate(labels, fused)[0] <= metrics.equal_error_rate(
-        labels, features[:, 0]
-    )[0]
+    assert (
+        metrics.equal_error_rate(labels, fused)[0]
+        <= metrics.equal_error_rate(labels, features[:, 0])[0]
+    )
 
 
 def test_too_few_generators_leaves_the_plain_fusion_to_the_caller() -> None:
@@ -99,3 +100,25 @@ def test_a_tie_goes_to_the_fewest_members() -> None:
     assert selection.mean_eer("logistic C=1") == selection.mean_eer("only perfect") == 0.0
     assert selection.chosen == "only perfect"
     assert selection.weights.coefficients[1] == 0.0
+
+
+def test_members_validation_cannot_tell_apart_are_averaged() -> None:
+    """Two members each perfect on every validation generator (two seeds of one recipe): the
+    panel averages them with equal weight, not one alone and not the third, weaker member."""
+    rng = np.random.default_rng(5)
+    labels = np.asarray([FAKE] * 60 + [REAL] * 60)
+    generators = ["a"] * 20 + ["b"] * 20 + ["c"] * 20 + [None] * 60
+    sign = np.where(labels == FAKE, 4.0, -4.0)
+    first = sign + rng.normal(0, 0.5, labels.size)
+    second = 2.0 * (sign + rng.normal(0, 0.5, labels.size))  # another scale: z-scored
+    weak = 0.3 * sign + rng.normal(0, 1, labels.size)
+    features = np.column_stack([first, weak, second])
+    selection = select_fusion(labels, features, generators, ["first", "weak", "second"])
+    assert selection is not None
+    assert selection.chosen == "equal of first + second"
+    assert selection.mean_eer("equal of first + second") == 0.0
+    weights = selection.weights.coefficients
+    assert weights[1] == 0.0
+    # equal after scaling each by its spread: the member twice as wide weighs half as much
+    assert weights[0] == pytest.approx(2 * weights[2], rel=0.05)
+    assert "equal of first + second" in selection.to_dict()["held_out_eer"]

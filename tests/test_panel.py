@@ -114,6 +114,17 @@ def test_member_lists_agree_and_are_diverse() -> None:
     assert [r.builtin for r in chosen if r.builtin] == ["aasist_l-asvspoof2019"]
 
 
+def test_a_second_start_of_a_recipe_trains_from_another_seed(tmp_path: Path) -> None:
+    """seed_cnn_b is seed_cnn again from the panel's seed + 1 (a deep ensemble's members
+    differ only in where they start), so the two never train identically."""
+    configs = recipe.member_configs(
+        {"seed": 7}, recipe.recipes_for(["seed_cnn", "seed_cnn_b"]), tmp_path
+    )
+    assert configs["seed_cnn"].model == configs["seed_cnn_b"].model == "seed_cnn"
+    assert (configs["seed_cnn"].seed, configs["seed_cnn_b"].seed) == (7, 8)
+    assert configs["seed_cnn"].output_dir != configs["seed_cnn_b"].output_dir
+
+
 def test_run_folder_holds_members_and_one_panel(run: Path) -> None:
     document = json.loads((run / PANEL_FILE).read_text())
     assert document["format"] == FORMAT

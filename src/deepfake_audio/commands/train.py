@@ -30,10 +30,10 @@ AUGMENT_FLAGS = ("augment_list", "rawboost_algo", "noise_snr", "codec_prob", "ga
 #: The recipe's members unless --panel-members chooses (training.panel.DEFAULT_MEMBERS; here
 #: too so that --help imports no torch).
 PANEL_MEMBERS = (
-    "seed_cnn", "seed_cnn_rawboost_codec", "lcnn_lfcc", "aasist_l-asvspoof2019",
+    "seed_cnn", "seed_cnn_b", "seed_cnn_rawboost_codec", "lcnn_lfcc", "aasist_l-asvspoof2019",
     "aasist_l_finetuned",
 )  # fmt: skip
-DEFAULT_PANEL = PANEL_MEMBERS[:4]
+DEFAULT_PANEL = PANEL_MEMBERS[:5]
 DEFAULT_PANEL_BUDGET = 60.0
 
 DESCRIPTION = (

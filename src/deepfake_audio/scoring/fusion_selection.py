@@ -17,6 +17,14 @@ on each), adding members is a bet it has no evidence for. On the demo corpus wit
 vocoder held out (2026-12-07) the fusion chosen on a tie at 0 % scored 27.8 % on it, its
 `seed_cnn` member 5.4 %: two members ranked the unheard fakes as real.
 
+One exception: when the tie is between several members *alone* (say two ``seed_cnn`` from
+different seeds, both at 0 %), their equal-weight average is taken instead (if it ties too,
+as it does when they each score 0 %). Validation gives no reason to prefer one of them, and
+for a convex loss such as the logistic one the average's loss is at most the mean of their
+losses (Jensen's inequality): it is never worse than picking one at random, and it is what
+makes a deep ensemble (Lakshminarayanan et al., NeurIPS 2017) robust to data unlike its
+training data.
+
 Candidates (every one is a linear fusion of the members' logits, so each is stored as an
 ordinary :class:`~deepfake_audio.scoring.fusion.Fusion`):
 
@@ -32,6 +40,7 @@ them too); only the fakes are held out, as a generator is what goes unheard.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -125,6 +134,18 @@ def _equal(features: np.ndarray, target: np.ndarray) -> Weights:
     return Weights(scale * fitted.coefficients[0], fitted.intercept)
 
 
+def _equal_of(members: Sequence[int]):
+    """:func:`_equal` over the columns ``members`` only (the others weigh 0)."""
+
+    def fit(features: np.ndarray, target: np.ndarray) -> Weights:
+        some = _equal(features[:, list(members)], target)
+        coefficients = np.zeros(features.shape[1])
+        coefficients[list(members)] = some.coefficients
+        return Weights(coefficients, some.intercept)
+
+    return fit
+
+
 def _only(member: int):
     def fit(features: np.ndarray, target: np.ndarray) -> Weights:
         alone = fit_logistic(features[:, [member]], target, regularization=1e4)
@@ -179,7 +200,7 @@ def select_fusion(
     target = (labels == FAKE).astype(np.float64)
     real = labels != FAKE
     fits = candidates(names)
-    held_out: dict[str, dict[str, float]] = {name: {} for name in fits}
+    held_out: dict[str, dict[str, float]] = defaultdict(dict)
     for generator, fakes in folds.items():
         fitting = ~fakes
         scored = fakes | real
@@ -188,15 +209,27 @@ def select_fusion(
             eer, _ = metrics.equal_error_rate(labels[scored], weights.score(features[scored]))
             held_out[name][generator] = float(eer)
     selection = Selection("", Weights(np.zeros(len(names)), 0.0), held_out)
+
+    def held_out_key(name: str) -> tuple[float, float]:
+        return round(selection.mean_eer(name), 6), round(max(held_out[name].values()), 6)
+
     on_all = {name: fit(features, target) for name, fit in fits.items()}  # ties and result
     chosen = min(
         fits,
-        key=lambda name: (
-            round(selection.mean_eer(name), 6),
-            round(max(held_out[name].values()), 6),
-            int(np.count_nonzero(on_all[name].coefficients)),
-        ),
+        key=lambda name: (*held_out_key(name), int(np.count_nonzero(on_all[name].coefficients))),
     )
+    tied = [n for n in names if held_out_key(f"only {n}") == held_out_key(chosen)]
+    if len(tied) >= 2:  # validation cannot tell these members apart: average them
+        name = f"equal of {' + '.join(tied)}"
+        columns = [list(names).index(n) for n in tied]
+        fit = _equal_of(columns)
+        for generator, fakes in folds.items():
+            weights = fit(features[~fakes], target[~fakes])
+            scored = fakes | real
+            eer, _ = metrics.equal_error_rate(labels[scored], weights.score(features[scored]))
+            held_out[name][generator] = float(eer)
+        if held_out_key(name) <= held_out_key(chosen):
+            chosen, on_all[name] = name, fit(features, target)
     selection.chosen = chosen
     selection.weights = on_all[chosen]
     return selection

@@ -87,12 +87,19 @@ class MemberRecipe:
     values: dict[str, Any] = field(default_factory=dict)  # TrainConfig values of the member
     builtin: str | None = None  # a built-in pretrained model used zero-shot (no training)
     weight: float = 1.0  # its share of the training time, against the other trained members
+    seed_offset: int = 0  # added to the panel's seed: another start of the same recipe
 
 
 RECIPES: dict[str, MemberRecipe] = {
     recipe.name: recipe
     for recipe in (
         MemberRecipe("seed_cnn", "the original raw-waveform CNN", {"model": "seed_cnn"}),
+        MemberRecipe(
+            "seed_cnn_b",
+            "the raw-waveform CNN again from another seed: with seed_cnn, a deep ensemble",
+            {"model": "seed_cnn"},
+            seed_offset=1,
+        ),
         MemberRecipe(
             "seed_cnn_rawboost_codec",
             "the raw-waveform CNN trained on RawBoost and codec-augmented windows",
@@ -116,7 +123,9 @@ RECIPES: dict[str, MemberRecipe] = {
     )
 }
 #: The members of ``--recipe panel`` unless ``--panel-members`` chooses.
-DEFAULT_MEMBERS = ("seed_cnn", "seed_cnn_rawboost_codec", "lcnn_lfcc", "aasist_l-asvspoof2019")
+DEFAULT_MEMBERS = (
+    "seed_cnn", "seed_cnn_b", "seed_cnn_rawboost_codec", "lcnn_lfcc", "aasist_l-asvspoof2019",
+)  # fmt: skip
 #: The default time of the whole recipe: about an hour for a few thousand clips on 2 cores.
 DEFAULT_BUDGET_MINUTES = 60.0
 #: Options each member's recipe sets: given for the whole panel they are an error.
@@ -184,6 +193,8 @@ def member_configs(
         if recipe.builtin is not None:
             continue
         merged = {**values, **recipe.values, "output_dir": str(run_dir / MEMBERS_DIR / recipe.name)}
+        if recipe.seed_offset:
+            merged["seed"] = base.seed + recipe.seed_offset
         if merged.get("init_from"):
             merged = init_from_values(merged)
         config = TrainConfig.from_dict(merged, source=f"panel member {recipe.name}")
