@@ -17,15 +17,15 @@ convolutions), ``int8`` (``quantize_dynamic`` of Linear/LSTM/GRU), ``int8_conv``
 convolutions too, where torch has a dynamic int8 kernel) and ``onnx`` (ONNX Runtime on the
 exported graph). Paths are timed interleaved, batch by batch, in the same run as eager: the
 ratio to eager is the figure to trust on a busy machine, and ``--rounds`` repeats the whole
-measurement to show its spread. ``% peak`` is the model's FLOPs per second over a large
-float32 matrix product's on the same threads. ``max |dp|`` compares each path's P(fake)
-with eager's on random windows, or with ``--data`` on every window of the test split, which
-each path also scores through the scoring engine: for a model given trained weights
-(``--checkpoint``), each path's EER on the test split too (an untrained model's scores all
-sit near 0.5, where a 1e-8 change reorders them: its EER is left out). A path is *valid*
-when every |dp| <= 0.01 and the EER moves by at most 0.1 points. On a machine shared
-with other jobs, ``OMP_WAIT_POLICY=PASSIVE`` keeps torch's idle threads from spinning against
-them (all paths gain alike; the ratios hold either way).
+measurement: each cell is the median of the rounds, their range in brackets. ``% peak`` is
+the model's FLOPs per second over a large float32 matrix product's on the same threads.
+``max |dp|`` compares each path's P(fake) with eager's on random windows, or with ``--data``
+on every window of the test split, which each path also scores through the scoring engine:
+for a model given trained weights (``--checkpoint``), each path's EER on the test split too
+(an untrained model's scores all sit near 0.5, where a 1e-8 change reorders them: its EER is
+left out). A path is *valid* when every |dp| <= 0.01 and the EER moves by at most 0.1
+points. On a machine shared with other jobs, ``OMP_WAIT_POLICY=PASSIVE`` keeps torch's idle
+threads from spinning against them (all paths gain alike; the ratios hold either way).
 
     python bench/bench_models.py                          # all models, 2 threads, batch 8
     python bench/bench_models.py --models aasist_l --batch 4 --threads 2
@@ -490,10 +490,12 @@ def _print_paths(results: Sequence[ModelPaths], batch: int) -> None:
 
 
 def _spread(values: Sequence[float], form: str) -> str:
-    """``a`` for one value, ``a-b`` for the range of several."""
-    values = sorted(values)
+    """``a`` for one value; ``median (low-high)`` for several, so that one slow round on a
+    shared machine shows as a range without moving the figure."""
     low, high = form.format(min(values)), form.format(max(values))
-    return low if low == high else f"{low}-{high}"
+    if low == high:
+        return low
+    return f"{form.format(float(np.median(values)))} ({low}-{high})"
 
 
 def main() -> None:
