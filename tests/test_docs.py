@@ -11,9 +11,14 @@ Every fenced ``bash``/``sh``/``console`` block of README.md and docs/*.md is rea
   defines (read from its source, so no benchmark is imported);
 * ``make TARGET`` must name a Makefile target.
 
-A line ending in the comment ``# not run`` is skipped (for a command that shows a flag still
-to come, say). Every relative link (``[text](path#anchor)``, images included) must point to
-a file that exists and, for a Markdown file, to a heading that exists.
+Every line is checked, also the lines marked *not run*: the markers (a line ending in
+``# not run: REASON``, or an HTML comment ``<!-- not run: REASON -->`` or
+``<!-- not run "TEXT": REASON -->`` directly above a block) only keep a command from being
+executed by tests/test_docs_run.py, whose docstring gives the rule; here they must be
+well formed, give a reason and match a line.
+
+Every relative link (``[text](path#anchor)``, images included) must point to a file that
+exists and, for a Markdown file, to a heading that exists.
 """
 
 from __future__ import annotations
@@ -36,22 +41,53 @@ DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 SHELL_LANGUAGES = {"bash", "sh", "shell", "console"}
 #: The original commands, thin wrappers over a subcommand (same options).
 WRAPPERS = {"train_new_dataset.py": "train", "test_all_models.py": "compare"}
-OPT_OUT = re.compile(r"#\s*not run\s*$")
+#: A line's own not-run marker: a trailing ``# not run: REASON``.
+NOT_RUN_LINE = re.compile(r"#\s*not run\b:?\s*(?P<reason>[^#]*?)\s*$")
+#: A block's not-run marker, on a line of its own directly above the fence: the whole block,
+#: or with quoted texts only the block's lines holding one of them.
+NOT_RUN_BLOCK = re.compile(
+    r'^\s*<!--\s*not run(?P<texts>(?:\s+"[^"]+")*)\s*:\s*(?P<reason>.*?)\s*-->\s*$'
+)
 FENCE = re.compile(r"^\s*(```+|~~~+)\s*([\w+-]*)")
 SEPARATORS = {";", "&&", "||", "|", "&", "(", ")"}
 
 
 @dataclass(frozen=True)
 class Command:
-    """One command line of a code block: where it is, and its words."""
+    """One command line of a code block: where it is, its words, and why it is not run
+    (None: tests/test_docs_run.py runs it); ``block`` is its block's first line."""
 
     doc: str
     line: int
     text: str
     words: tuple[str, ...]
+    not_run: str | None = None
+    block: int = 0
 
     def where(self) -> str:
         return f"{self.doc}:{self.line}: {self.text}"
+
+
+@dataclass(frozen=True)
+class Marker:
+    """A block's ``<!-- not run ... -->`` comment: the texts that pick its lines (none: all)."""
+
+    line: int
+    texts: tuple[str, ...]
+    reason: str
+
+    def picks(self, text: str) -> bool:
+        return not self.texts or any(t in text for t in self.texts)
+
+
+@dataclass(frozen=True)
+class Block:
+    """A fenced code block: its language, first line, lines and the markers above it."""
+
+    language: str
+    first: int
+    lines: tuple[str, ...]
+    markers: tuple[Marker, ...] = ()
 
 
 def _closes(line: str, fence: str) -> bool:
@@ -60,19 +96,42 @@ def _closes(line: str, fence: str) -> bool:
     return bare.startswith(fence) and set(bare) == {fence[0]}
 
 
-def _blocks(path: Path) -> list[tuple[str, int, list[str]]]:
-    """``(language, first line number, lines)`` of each fenced code block."""
-    blocks, current, fence = [], None, ""
+def _blocks(path: Path) -> list[Block]:
+    """Every fenced code block, with the not-run markers directly above its fence."""
+    return _read_blocks(path)[0]
+
+
+MISPLACED = "a not-run marker not directly above a code block"
+
+
+def _read_blocks(path: Path) -> tuple[list[Block], list[str]]:
+    """The blocks, and what is wrong with the markers: a comment that starts like one but is
+    malformed, or one that is not directly above a fence (a blank line in between too)."""
+    blocks, problems = [], []
+    current: list | None = None
+    fence, markers = "", []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         match = FENCE.match(line)
         if current is None and match:
-            fence, current = match.group(1), (match.group(2).lower(), number + 1, [])
+            fence, current = match.group(1), [match.group(2).lower(), number + 1, [], markers]
+            markers = []
         elif current is not None and _closes(line, fence):
-            blocks.append(current)
+            blocks.append(Block(current[0], current[1], tuple(current[2]), tuple(current[3])))
             current = None
         elif current is not None:
             current[2].append(line)
-    return blocks
+        elif re.match(r"^\s*<!--\s*not run", line):
+            marker = NOT_RUN_BLOCK.match(line)
+            if marker is None:
+                problems.append(f"line {number}: a malformed not-run marker: {line.strip()}")
+                continue
+            texts = tuple(re.findall(r'"([^"]+)"', marker.group("texts")))
+            markers.append(Marker(number, texts, marker.group("reason")))
+        elif markers:
+            problems += [f"line {m.line}: {MISPLACED}" for m in markers]
+            markers = []
+    problems += [f"line {m.line}: {MISPLACED}" for m in markers]
+    return blocks, problems
 
 
 def _words(text: str) -> tuple[str, ...]:
@@ -97,12 +156,12 @@ def commands(path: Path) -> list[Command]:
     """Every command line of ``path``'s shell blocks, continuation lines joined."""
     name = _display(path)
     out = []
-    for language, first, lines in _blocks(path):
-        if language not in SHELL_LANGUAGES:
+    for block in _blocks(path):
+        if block.language not in SHELL_LANGUAGES:
             continue
-        pending, start = "", first
-        for number, line in enumerate(lines, first):
-            if language == "console":
+        pending, start = "", block.first
+        for number, line in enumerate(block.lines, block.first):
+            if block.language == "console":
                 if not line.startswith("$ ") and not pending:
                     continue
                 line = line[2:] if line.startswith("$ ") and not pending else line
@@ -113,9 +172,37 @@ def commands(path: Path) -> list[Command]:
                 continue
             text = (pending + line).strip()
             pending = ""
-            if text and not OPT_OUT.search(text):
-                out.append(Command(name, start, text, _words(text)))
+            if text:
+                why = _not_run(text, block)
+                out.append(Command(name, start, text, _words(text), why, block.first))
     return out
+
+
+def _not_run(text: str, block: Block) -> str | None:
+    """Why a line is not run (its own marker first, then its block's), None when it is."""
+    own = NOT_RUN_LINE.search(text)
+    if own:
+        return own.group("reason")
+    return next((m.reason for m in block.markers if m.picks(text)), None)
+
+
+def marker_problems(path: Path) -> list[str]:
+    """What is wrong with ``path``'s not-run markers: malformed, misplaced, without a reason,
+    or picking no command line of its block (a marker left behind by an edit)."""
+    blocks, problems = _read_blocks(path)
+    for block in blocks:
+        lines = [c.text for c in commands(path) if c.block == block.first]
+        for marker in block.markers:
+            if not marker.reason:
+                problems.append(f"line {marker.line}: a not-run marker without a reason")
+            if not any(marker.picks(text) for text in lines):
+                problems.append(f"line {marker.line}: a not-run marker that picks no command line")
+    problems += [
+        f"line {c.line}: `# not run` without a reason: {c.text}"
+        for c in commands(path)
+        if c.not_run == "" and NOT_RUN_LINE.search(c.text)
+    ]
+    return problems
 
 
 def _invocations(words: tuple[str, ...]) -> list[tuple[str, list[str]]]:
@@ -304,6 +391,11 @@ def test_inline_commands_exist(doc: Path) -> None:
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=DOC_IDS)
+def test_not_run_markers_are_well_formed(doc: Path) -> None:
+    assert not marker_problems(doc), marker_problems(doc)
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=DOC_IDS)
 def test_relative_links_resolve(doc: Path) -> None:
     assert not broken_links(doc), broken_links(doc)
 
@@ -336,15 +428,40 @@ def test_the_checker_catches_what_it_should() -> None:
     assert _problems_of("deepfake-audio train [--gain-db=-6,6] [--augment a,b]") == []
 
 
-def test_blocks_opt_out_and_console_prompts(tmp_path: Path) -> None:
+def test_blocks_not_run_markers_and_console_prompts(tmp_path: Path) -> None:
     doc = tmp_path / "x.md"
     doc.write_text(
         "```console\n$ deepfake-audio predict a.wav \\\n    --json\nFAKE 0.9 --not-a-flag\n```\n"
-        "```bash\ndeepfake-audio predict --future-flag x.wav  # not run\n```\n"
+        "```bash\ndeepfake-audio predict --bad-flag x.wav  # not run: a reason\n```\n"
         "```\ndeepfake-audio predict --untagged-blocks-are-not-read\n```\n"
+        '<!-- not run "serve": blocks -->\n'
+        "```sh\ndeepfake-audio models\ndeepfake-audio serve\n```\n"
+        "<!-- not run: all of it -->\n```bash\nmake demo\n```\n"
     )
-    assert [(c.line, c.words) for c in commands(doc)] == [
-        (2, ("deepfake-audio", "predict", "a.wav", "--json"))
+    assert [(c.line, c.words[:2], c.not_run) for c in commands(doc)] == [
+        (2, ("deepfake-audio", "predict"), None),
+        (7, ("deepfake-audio", "predict"), "a reason"),  # not run, still checked:
+        (14, ("deepfake-audio", "models"), None),
+        (15, ("deepfake-audio", "serve"), "blocks"),
+        (19, ("make", "demo"), "all of it"),
+    ]
+    assert problems(commands(doc)[1]) == ["deepfake-audio predict has no --bad-flag"]
+    assert marker_problems(doc) == []
+
+
+def test_the_marker_checker_catches_bad_markers(tmp_path: Path) -> None:
+    doc = tmp_path / "x.md"
+    doc.write_text(
+        '<!-- not run "nothing like it": stale -->\n```bash\ndeepfake-audio models\n```\n'
+        "<!-- not run: far from its block -->\n\n```bash\ndeepfake-audio models\n```\n"
+        "<!-- not run -->\n```bash\ndeepfake-audio models\n```\n"
+        "```bash\ndeepfake-audio models  # not run\n```\n"
+    )
+    assert marker_problems(doc) == [
+        "line 5: a not-run marker not directly above a code block",
+        "line 10: a malformed not-run marker: <!-- not run -->",
+        "line 1: a not-run marker that picks no command line",
+        "line 15: `# not run` without a reason: deepfake-audio models  # not run",
     ]
 
 
