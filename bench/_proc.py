@@ -7,10 +7,12 @@ so ``resource.getrusage(RUSAGE_CHILDREN)`` never sees them: these helpers walk t
 from __future__ import annotations
 
 import os
+import statistics
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -99,6 +101,16 @@ def load_average() -> str:
     if not hasattr(os, "getloadavg"):
         return "n/a"
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def spread(values: Sequence[float], form: str) -> str:
+    """A table cell for repeated measurements: ``median (low-high)``, or the one value when
+    there is one (or all print alike), so that one slow round on a shared machine shows as a
+    range without moving the figure."""
+    low, high = form.format(min(values)), form.format(max(values))
+    if low == high:
+        return low
+    return f"{form.format(statistics.median(values))} ({low}-{high})"
 
 
 def time_process(command: list[str], **kwargs: object) -> tuple[float, str]:

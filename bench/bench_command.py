@@ -28,14 +28,13 @@ import argparse
 import os
 import shlex
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from _proc import TreeMemorySampler, load_average
+from _proc import TreeMemorySampler, load_average, spread
 
 
 def argv_of(command: str) -> list[str]:
@@ -81,14 +80,6 @@ def run_once(argv: list[str], env: dict[str, str]) -> dict[str, float]:
     }
 
 
-def _spread(values: list[float], form: str) -> str:
-    """``median`` for one value, ``median (low-high)`` for several."""
-    median = form.format(statistics.median(values))
-    if len(values) == 1:
-        return median
-    return f"{median} ({form.format(min(values))}-{form.format(max(values))})"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("commands", nargs="+", metavar="COMMAND", help="a quoted command line")
@@ -126,8 +117,8 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|" + ("---:|" if args.size else ""))
     for command, runs in results.items():
         cells = [f"`{command}`"]
-        cells += [_spread([r[key] for r in runs], "{:.1f}") for key in ("wall", "cpu")]
-        cells += [_spread([r[key] for r in runs], "{:.0f}") for key in ("largest", "tree")]
+        cells += [spread([r[key] for r in runs], "{:.1f}") for key in ("wall", "cpu")]
+        cells += [spread([r[key] for r in runs], "{:.0f}") for key in ("largest", "tree")]
         if args.size:
             cells.append(f"{sizes[command]:.1f}")
         print("| " + " | ".join(cells) + " |")

@@ -57,6 +57,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _proc import spread
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -476,9 +477,9 @@ def _print_paths(results: Sequence[ModelPaths], batch: int) -> None:
             cells = [
                 *first,
                 path.name,
-                _spread(rtfs, "{:.0f}"),
-                _spread(ratios, "{:.2f}x"),
-                _spread(shares, "{:.0f}"),
+                spread(rtfs, "{:.0f}"),
+                spread(ratios, "{:.2f}x"),
+                spread(shares, "{:.0f}"),
                 f"{path.setup_seconds:.1f}",
                 f"{delta:.1e}",
                 "-" if eer is None else f"{100 * eer:.2f} %",
@@ -487,15 +488,6 @@ def _print_paths(results: Sequence[ModelPaths], batch: int) -> None:
                 path.note,
             ]
             print("| " + " | ".join(cells) + " |")
-
-
-def _spread(values: Sequence[float], form: str) -> str:
-    """``a`` for one value; ``median (low-high)`` for several, so that one slow round on a
-    shared machine shows as a range without moving the figure."""
-    low, high = form.format(min(values)), form.format(max(values))
-    if low == high:
-        return low
-    return f"{form.format(float(np.median(values)))} ({low}-{high})"
 
 
 def main() -> None:
