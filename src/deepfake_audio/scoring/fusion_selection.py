@@ -40,7 +40,6 @@ them too); only the fakes are held out, as a generator is what goes unheard.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -199,15 +198,19 @@ def select_fusion(
         return None
     target = (labels == FAKE).astype(np.float64)
     real = labels != FAKE
-    fits = candidates(names)
-    held_out: dict[str, dict[str, float]] = defaultdict(dict)
-    for generator, fakes in folds.items():
-        fitting = ~fakes
-        scored = fakes | real
-        for name, fit in fits.items():
-            weights = fit(features[fitting], target[fitting])
+
+    def held_out_eers(fit) -> dict[str, float]:
+        """Generator -> EER on its fakes (and every real clip) of ``fit`` made without them."""
+        eers = {}
+        for generator, fakes in folds.items():
+            weights = fit(features[~fakes], target[~fakes])
+            scored = fakes | real
             eer, _ = metrics.equal_error_rate(labels[scored], weights.score(features[scored]))
-            held_out[name][generator] = float(eer)
+            eers[generator] = float(eer)
+        return eers
+
+    fits = candidates(names)
+    held_out = {name: held_out_eers(fit) for name, fit in fits.items()}
     selection = Selection("", Weights(np.zeros(len(names)), 0.0), held_out)
 
     def held_out_key(name: str) -> tuple[float, float]:
@@ -221,13 +224,8 @@ def select_fusion(
     tied = [n for n in names if held_out_key(f"only {n}") == held_out_key(chosen)]
     if len(tied) >= 2:  # validation cannot tell these members apart: average them
         name = f"equal of {' + '.join(tied)}"
-        columns = [list(names).index(n) for n in tied]
-        fit = _equal_of(columns)
-        for generator, fakes in folds.items():
-            weights = fit(features[~fakes], target[~fakes])
-            scored = fakes | real
-            eer, _ = metrics.equal_error_rate(labels[scored], weights.score(features[scored]))
-            held_out[name][generator] = float(eer)
+        fit = _equal_of([list(names).index(n) for n in tied])
+        held_out[name] = held_out_eers(fit)
         if held_out_key(name) <= held_out_key(chosen):
             chosen, on_all[name] = name, fit(features, target)
     selection.chosen = chosen
